@@ -49,6 +49,11 @@ struct GenerationDefaults {
   std::vector<int64_t> eos_token_ids;  // overrides config's eos when non-empty
   std::optional<int64_t> bos_token_id;
   std::optional<int64_t> pad_token_id;
+
+  // The value ranges transformers' logits processors accept (temperature >= 0,
+  // top_p and min_p in [0, 1], top_k >= 0, repetition_penalty > 0,
+  // max_new_tokens > 0). Token ids are checked by ModelConfig::Validate.
+  Status Validate() const;
 };
 
 struct ModelConfig {

@@ -1,0 +1,25 @@
+// Runs the lserve binary as a user would and captures what it prints.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lserve::e2e {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs LSERVE_BINARY with `args` (each passed as one argument, no shell
+// interpretation) and waits for it.
+CliResult RunLserve(const std::vector<std::string>& args);
+
+std::string SourcePath(const std::string& relative);  // LSERVE_SOURCE_DIR/relative
+std::string DemoModelPath();                          // models/SmolLM2-135M-Instruct.Q4_1.gguf
+std::string TempPath(const std::string& name);        // a fresh path in the test temp dir
+void WriteFile(const std::string& path, const std::string& bytes);
+std::string ReadFile(const std::string& path);
+
+}  // namespace lserve::e2e
