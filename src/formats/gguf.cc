@@ -1,5 +1,6 @@
 #include "formats/gguf.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -336,11 +337,18 @@ Status GgufParser::ParseHeader(uint64_t* n_tensors, uint64_t* n_kv) {
 
   LSERVE_RETURN_IF_ERROR(Read(n_tensors, "the tensor count"));
   LSERVE_RETURN_IF_ERROR(Read(n_kv, "the metadata count"));
-  // Minimal encodings: a key-value is >= 13 bytes (u64 length, u32 type,
-  // 1 byte value; an empty key is refused later, with its own message), a tensor info >= 33 bytes (u64 length, 1 byte
-  // name, u32 n_dims, one i64, u32 type, u64 offset). Counts that cannot fit
-  // are refused before anything is reserved from them.
+  // Minimal encodings: a key-value takes >= 13 bytes (u64 key length, u32
+  // type, 1 byte of value; an empty key is refused later with its own
+  // message), a tensor info >= 33 bytes (u64 name length, 1 byte of name,
+  // u32 n_dims, one i64, u32 type, u64 offset). Counts that cannot fit are
+  // refused before anything is reserved from them.
   const uint64_t rem = remaining();
+  if (*n_kv > GgufLimits::kMaxMetadataEntries)
+    return InvalidArgument("metadata count " + U64(*n_kv) + " is above the limit of " +
+                           U64(GgufLimits::kMaxMetadataEntries));
+  if (*n_tensors > GgufLimits::kMaxTensors)
+    return InvalidArgument("tensor count " + U64(*n_tensors) + " is above the limit of " +
+                           U64(GgufLimits::kMaxTensors));
   if (*n_kv > rem / 13)
     return InvalidArgument("metadata count " + U64(*n_kv) + " cannot fit in the " + U64(rem) + " remaining bytes");
   if (*n_tensors > rem / 33)
@@ -385,16 +393,23 @@ Status GgufParser::ParseArrayBody(int depth, GgufValue* out, const std::string& 
                            " remaining bytes can hold");
   out->count_ = count;
   if (et == GgufValueType::kString) {
+    if (f_.strings_.size() + count > GgufLimits::kMaxStringsPerFile)
+      return InvalidArgument(what + ": the file holds more than " + U64(GgufLimits::kMaxStringsPerFile) +
+                             " strings in arrays");
     out->first_ = f_.strings_.size();
-    f_.strings_.reserve(f_.strings_.size() + count);
     for (uint64_t i = 0; i < count; ++i) {
       std::string_view s;
-      LSERVE_RETURN_IF_ERROR(ReadString(&s, GgufLimits::kMaxStringBytes, what + "[" + U64(i) + "]"));
+      // The element's name is built only for an error (vocabularies have 10^5 entries).
+      if (Status st = ReadString(&s, GgufLimits::kMaxStringBytes, "element"); !st.ok())
+        return InvalidArgument(what + "[" + U64(i) + "]: " + st.message());
       f_.strings_.push_back(s);
     }
     return Status::Ok();
   }
   if (et == GgufValueType::kArray) {
+    if (f_.nested_.size() + count > GgufLimits::kMaxNestedArraysPerFile)
+      return InvalidArgument(what + ": the file holds more than " + U64(GgufLimits::kMaxNestedArraysPerFile) +
+                             " arrays inside arrays");
     // Reserve the slots first: nested arrays append their own children after.
     out->first_ = f_.nested_.size();
     f_.nested_.resize(f_.nested_.size() + count);
@@ -412,8 +427,9 @@ Status GgufParser::ParseArrayBody(int depth, GgufValue* out, const std::string& 
 }
 
 Status GgufParser::ParseKeyValues(uint64_t n_kv) {
-  f_.kvs_.reserve(n_kv);
-  f_.kv_index_.reserve(n_kv);
+  // Counts were checked against the bytes; the reservation is bounded anyway.
+  f_.kvs_.reserve(std::min<uint64_t>(n_kv, 1u << 12));
+  f_.kv_index_.reserve(std::min<uint64_t>(n_kv, 1u << 12));
   for (uint64_t i = 0; i < n_kv; ++i) {
     const std::string what = "metadata entry #" + U64(i);
     GgufKeyValue kv;
@@ -444,8 +460,8 @@ Status GgufParser::ParseAlignment() {
 }
 
 Status GgufParser::ParseTensorInfos(uint64_t n_tensors) {
-  f_.tensors_.reserve(n_tensors);
-  f_.tensor_index_.reserve(n_tensors);
+  f_.tensors_.reserve(std::min<uint64_t>(n_tensors, 1u << 16));
+  f_.tensor_index_.reserve(std::min<uint64_t>(n_tensors, 1u << 16));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
     const std::string what = "tensor #" + U64(i);

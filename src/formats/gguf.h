@@ -150,6 +150,13 @@ struct GgufLimits {
   static constexpr int kMaxArrayDepth = 8;                  // arrays of arrays
   static constexpr uint64_t kMaxTensorNameBytes = 63;       // ggml's GGML_MAX_NAME - 1
   static constexpr uint32_t kDefaultAlignment = 32;
+  // File-wide caps, far above real files (tens of keys, a few thousand
+  // tensors, a vocabulary and its merges of a few 10^5 strings), that bound
+  // the parser's memory whatever the file size.
+  static constexpr uint64_t kMaxMetadataEntries = 1u << 20;
+  static constexpr uint64_t kMaxTensors = 1u << 20;
+  static constexpr uint64_t kMaxStringsPerFile = 1u << 25;
+  static constexpr uint64_t kMaxNestedArraysPerFile = 1u << 20;
 };
 
 class GgufFile {

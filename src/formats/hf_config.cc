@@ -474,6 +474,10 @@ Status ParseGenerationObject(const json& root, GenerationDefaults* g) {
 
 Result<nlohmann::json> ParseJsonDocument(std::string_view text, std::string_view what) {
   if (!utf8::IsValid(text)) return InvalidArgument(std::string(what) + ": not valid UTF-8");
+  // nlohmann's lexer takes a raw NUL for the end of the input and would
+  // ignore what follows; JSON has no raw NUL bytes.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return InvalidArgument(std::string(what) + ": invalid JSON: a NUL byte at byte " + std::to_string(nul));
   // Open containers, innermost last; objects carry the keys seen so far.
   struct Container {
     bool is_object;

@@ -89,11 +89,15 @@ Status OpenShards(const std::string& dir, std::vector<SafetensorsFile>* files) {
     shard_of[tensor] = shard.get<std::string>();
     listed[shard.get<std::string>()].insert(tensor);
   }
-  std::map<std::string, std::string> found_in;  // tensor -> shard that holds it
+  // Every shard name is checked before any shard is opened.
+  std::map<std::string, std::string> path_of;  // shard -> real path
   for (const auto& [shard, tensors] : listed) {
     Result<std::string> path = ResolveModelFile(dir, shard);
     if (!path.ok()) return path.status().Annotate(where + " shard " + Quoted(shard));
-    LSERVE_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(*path));
+    path_of[shard] = *path;
+  }
+  for (const auto& [shard, tensors] : listed) {
+    LSERVE_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path_of[shard]));
     for (const TensorInfo& t : file.tensors()) {
       auto it = shard_of.find(t.name);
       if (it == shard_of.end())
@@ -102,7 +106,6 @@ Status OpenShards(const std::string& dir, std::vector<SafetensorsFile>* files) {
       if (it->second != shard)
         return InvalidArgument("tensor " + Quoted(t.name) + " is in shard " + Quoted(shard) + " but " + where +
                                " lists it in " + Quoted(it->second));
-      found_in[t.name] = shard;
     }
     for (const std::string& tensor : tensors) {
       if (file.Find(tensor) == nullptr)

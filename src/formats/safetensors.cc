@@ -322,6 +322,10 @@ Result<SafetensorsHeader> ParseSafetensorsHeader(std::span<const uint8_t> file) 
   const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), static_cast<size_t>(n));
   if (text.empty() || text.front() != '{') return InvalidArgument("invalid header: it does not start with '{'");
   if (!utf8::IsValid(text)) return InvalidArgument("invalid header: not valid UTF-8");
+  // JSON has no raw NUL bytes; nlohmann's lexer would take one for the end of
+  // the input and ignore what follows, where serde_json refuses the header.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return InvalidArgument("invalid JSON: a NUL byte at byte " + std::to_string(nul) + " of the header");
 
   SafetensorsHeader header;
   header.header_bytes = n;

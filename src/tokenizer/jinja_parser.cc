@@ -90,20 +90,6 @@ class Parser {
     return Status::Ok();
   }
 
-  // Soft context (jinja2's soft frame): inside if statements and conditional
-  // expressions unknown filters/tests fail only when evaluated.
-  class SoftGuard {
-   public:
-    SoftGuard(Parser* p, bool soft) : p_(p), saved_(p->soft_) { p_->soft_ = soft; }
-    ~SoftGuard() { p_->soft_ = saved_; }
-    SoftGuard(const SoftGuard&) = delete;
-    SoftGuard& operator=(const SoftGuard&) = delete;
-
-   private:
-    Parser* p_;
-    bool saved_;
-  };
-
   ExprPtr NewExpr(ExprKind kind, int line) {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
@@ -197,7 +183,6 @@ class Parser {
     } else if (keyword == "call") {
       LSERVE_RETURN_IF_ERROR(ParseCallBlock(s.get()));
     } else if (keyword == "filter") {
-      SoftGuard hard(this, false);
       s->kind = StmtKind::kFilterBlock;
       LSERVE_ASSIGN_OR_RETURN(s->expr, ParseFilter(nullptr, true));
       LSERVE_RETURN_IF_ERROR(ExpectType(TokenType::kBlockEnd, "end of statement block"));
@@ -224,7 +209,6 @@ class Parser {
   }
 
   Status ParseIf(Stmt* s) {
-    SoftGuard soft(this, true);
     s->kind = StmtKind::kIf;
     while (true) {
       IfBranch branch;
@@ -246,13 +230,9 @@ class Parser {
 
   Status ParseFor(Stmt* s) {
     s->kind = StmtKind::kFor;
-    {
-      SoftGuard hard(this, false);
-      LSERVE_ASSIGN_OR_RETURN(s->target, ParseAssignTarget(false, {"in"}));
-    }
+    LSERVE_ASSIGN_OR_RETURN(s->target, ParseAssignTarget(false, {"in"}));
     if (!SkipName("in")) return Fail("expected 'in'");
     LSERVE_ASSIGN_OR_RETURN(s->expr, ParseTuple(false, false, {"recursive"}, false));
-    SoftGuard hard(this, false);
     if (SkipName("if")) {
       LSERVE_ASSIGN_OR_RETURN(s->loop_filter, ParseExpression(true));
     }
@@ -285,7 +265,6 @@ class Parser {
       LSERVE_ASSIGN_OR_RETURN(s->expr, ParseTuple(false, true, {}, false));
       return ExpectType(TokenType::kBlockEnd, "end of statement block");
     }
-    SoftGuard hard(this, false);
     s->kind = StmtKind::kSetBlock;
     if (IsOp(Current(), "|")) {
       LSERVE_ASSIGN_OR_RETURN(s->expr, ParseFilter(nullptr, false));
@@ -324,7 +303,6 @@ class Parser {
   }
 
   Status ParseMacro(Stmt* s) {
-    SoftGuard hard(this, false);
     s->kind = StmtKind::kMacro;
     s->macro = std::make_unique<MacroNode>();
     s->macro->line = s->line;
@@ -335,7 +313,6 @@ class Parser {
   }
 
   Status ParseCallBlock(Stmt* s) {
-    SoftGuard hard(this, false);
     s->kind = StmtKind::kCallBlock;
     s->macro = std::make_unique<MacroNode>();
     s->macro->name = "caller";
@@ -348,7 +325,6 @@ class Parser {
   }
 
   Status ParseWith(Stmt* s) {
-    SoftGuard hard(this, false);
     s->kind = StmtKind::kWith;
     while (Current().type != TokenType::kBlockEnd) {
       if (!s->assignments.empty()) LSERVE_RETURN_IF_ERROR(ExpectOp(","));
@@ -445,7 +421,6 @@ class Parser {
     int line = Current().line;
     LSERVE_ASSIGN_OR_RETURN(ExprPtr expr1, ParseOr());
     while (IsName(Current(), "if")) {
-      SoftGuard soft(this, true);
       Next();
       auto cond = NewExpr(ExprKind::kCondExpr, line);
       LSERVE_ASSIGN_OR_RETURN(ExprPtr test, ParseOr());
@@ -866,10 +841,7 @@ class Parser {
       start_inline = false;
       auto filter = NewExpr(ExprKind::kFilter, Current().line);
       LSERVE_ASSIGN_OR_RETURN(filter->name, ParseDottedName());
-      if (!IsKnownFilter(filter->name)) {
-        if (!soft_) return Fail("No filter named '" + filter->name + "'.");
-        filter->unknown_callee = true;
-      }
+      filter->unknown_callee = !IsKnownFilter(filter->name);
       if (IsOp(Current(), "(")) LSERVE_RETURN_IF_ERROR(ParseCallArgs(&filter->args));
       filter->operands.push_back(std::move(node));
       LSERVE_ASSIGN_OR_RETURN(node, Finish(std::move(filter)));
@@ -883,10 +855,7 @@ class Parser {
     bool negated = SkipName("not");
     auto test = NewExpr(ExprKind::kTest, line);
     LSERVE_ASSIGN_OR_RETURN(test->name, ParseDottedName());
-    if (!IsKnownTest(test->name)) {
-      if (!soft_) return Fail("No test named '" + test->name + "'.");
-      test->unknown_callee = true;
-    }
+    test->unknown_callee = !IsKnownTest(test->name);
     const Token& t = Current();
     if (IsOp(t, "(")) {
       LSERVE_RETURN_IF_ERROR(ParseCallArgs(&test->args));
@@ -911,7 +880,69 @@ class Parser {
   size_t pos_ = 0;
   int depth_ = 0;
   int loop_depth_ = 0;
-  bool soft_ = false;
+};
+
+// jinja2 rejects an unknown filter or test when it compiles the template,
+// except inside a "soft frame" (the test and bodies of an if statement, all
+// parts of a conditional expression), where the failure waits until the
+// code runs. Blocks with their own frame (for bodies, macros, call, filter
+// and set blocks, with) are not soft even inside an if.
+class CalleeChecker {
+ public:
+  Status CheckBody(const Body& body, bool soft) {
+    for (const StmtPtr& s : body) LSERVE_RETURN_IF_ERROR(CheckStmt(*s, soft));
+    return Status::Ok();
+  }
+
+ private:
+  Status CheckExpr(const Expr* e, bool soft) {
+    if (e == nullptr) return Status::Ok();
+    if (e->unknown_callee && !soft) {
+      const char* what = e->kind == ExprKind::kFilter ? "filter" : "test";
+      return InvalidArgument("chat template syntax error (line " + std::to_string(e->line) + "): No " + what +
+                             " named '" + e->name + "'.");
+    }
+    bool inner_soft = soft || e->kind == ExprKind::kCondExpr;
+    for (const ExprPtr& child : e->operands) LSERVE_RETURN_IF_ERROR(CheckExpr(child.get(), inner_soft));
+    for (const ExprPtr& child : e->args.positional) LSERVE_RETURN_IF_ERROR(CheckExpr(child.get(), inner_soft));
+    for (const auto& kw : e->args.keywords) LSERVE_RETURN_IF_ERROR(CheckExpr(kw.second.get(), inner_soft));
+    LSERVE_RETURN_IF_ERROR(CheckExpr(e->args.star_args.get(), inner_soft));
+    return CheckExpr(e->args.star_kwargs.get(), inner_soft);
+  }
+
+  Status CheckMacro(const MacroNode& m) {
+    for (const ExprPtr& d : m.defaults) LSERVE_RETURN_IF_ERROR(CheckExpr(d.get(), false));
+    return CheckBody(m.body, false);
+  }
+
+  Status CheckStmt(const Stmt& s, bool soft) {
+    switch (s.kind) {
+      case StmtKind::kIf:
+        for (const IfBranch& b : s.branches) {
+          LSERVE_RETURN_IF_ERROR(CheckExpr(b.test.get(), true));
+          LSERVE_RETURN_IF_ERROR(CheckBody(b.body, true));
+        }
+        return CheckBody(s.else_body, true);
+      case StmtKind::kFor:
+        LSERVE_RETURN_IF_ERROR(CheckExpr(s.expr.get(), soft));
+        LSERVE_RETURN_IF_ERROR(CheckExpr(s.loop_filter.get(), false));
+        LSERVE_RETURN_IF_ERROR(CheckBody(s.body, false));
+        return CheckBody(s.else_body, false);
+      case StmtKind::kMacro: return CheckMacro(*s.macro);
+      case StmtKind::kCallBlock:
+        LSERVE_RETURN_IF_ERROR(CheckExpr(s.expr.get(), soft));
+        return CheckMacro(*s.macro);
+      case StmtKind::kSetBlock:
+      case StmtKind::kFilterBlock:
+        LSERVE_RETURN_IF_ERROR(CheckExpr(s.expr.get(), false));
+        return CheckBody(s.body, false);
+      case StmtKind::kWith:
+        for (const auto& a : s.assignments) LSERVE_RETURN_IF_ERROR(CheckExpr(a.second.get(), soft));
+        return CheckBody(s.body, false);
+      case StmtKind::kScope: return CheckBody(s.body, false);
+      default: return CheckExpr(s.expr.get(), soft);
+    }
+  }
 };
 
 }  // namespace
@@ -923,7 +954,10 @@ Result<Body> Parse(std::vector<Token> tokens, const ParseLimits& limits) {
     tokens.push_back(std::move(eof));
   }
   Parser parser(std::move(tokens), limits);
-  return parser.ParseTemplate();
+  LSERVE_ASSIGN_OR_RETURN(Body body, parser.ParseTemplate());
+  CalleeChecker checker;
+  LSERVE_RETURN_IF_ERROR(checker.CheckBody(body, false));
+  return body;
 }
 
 }  // namespace lserve::jinja

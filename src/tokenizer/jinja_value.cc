@@ -186,7 +186,7 @@ int Value::depth() const {
   switch (kind_) {
     case Kind::kSequence: return seq().depth;
     case Kind::kDict: return dict().depth();
-    case Kind::kLoop: return 1 + loop().items_depth;
+    case Kind::kLoop: return 1 + loop().items.depth();
     case Kind::kCallable: return 1 + MaxDepth(callable().bound);
     default: return 1;
   }
@@ -366,8 +366,8 @@ void AppendPyStr(const Value& v, std::string* out) {
     }
     case Value::Kind::kLoop: {
       const LoopState& loop = v.loop();
-      out->append("<LoopContext " + std::to_string(loop.index0 + 1) + "/" + std::to_string(loop.items.size()) +
-                  ">");
+      out->append("<LoopContext " + std::to_string(loop.index0 + 1) + "/" +
+                  std::to_string(loop.items.items().size()) + ">");
       return;
     }
   }

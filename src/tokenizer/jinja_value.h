@@ -160,12 +160,10 @@ struct Callable {
 
 // jinja2's LoopContext: the `loop` variable of a for loop.
 struct LoopState {
-  std::vector<Value> items;  // what the loop iterates, after its `if` filter
+  Value items;  // a list: what the loop iterates, after its `if` filter
   size_t index0 = 0;
-  int depth = 1;             // loop.depth: 1 for the outermost loop
-  int items_depth = 1;
   bool has_changed_value = false;
-  Value changed_value;       // last argument of loop.changed()
+  Value changed_value;  // last argument of loop.changed()
 };
 
 // Python hash identity of a value: equal keys for values that compare equal

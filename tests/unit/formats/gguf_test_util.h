@@ -68,12 +68,12 @@ inline std::vector<uint8_t> KvStringArray(std::string_view key, const std::vecto
 }
 
 struct GgufTestTensor {
-  std::string name;
-  uint32_t type = 0;         // ggml type id
-  std::vector<int64_t> ne;   // innermost first
-  std::vector<uint8_t> data; // written as is (its size need not match)
-  std::optional<uint64_t> offset;   // default: placed after the previous one
-  std::optional<uint32_t> n_dims;   // default: ne.size()
+  std::string name = {};
+  uint32_t type = 0;              // ggml type id
+  std::vector<int64_t> ne = {};   // innermost first
+  std::vector<uint8_t> data = {}; // written as is (its size need not match)
+  std::optional<uint64_t> offset = {};  // default: placed after the previous one
+  std::optional<uint32_t> n_dims = {};  // default: ne.size()
 };
 
 struct GgufTestFile {

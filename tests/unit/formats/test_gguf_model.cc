@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -551,6 +553,42 @@ TEST(GgufFixtures, TinyQwen2MatchesTransformers) {
   EXPECT_TRUE(model->config.tie_word_embeddings);
   EXPECT_EQ(model->config.num_key_value_heads, 1);
   EXPECT_TRUE(model->owned_buffers.empty());
+}
+
+// Mutations of the header and metadata of a complete model never crash the
+// parser or the loader, and a loaded model's tensors always dequantize.
+TEST(GgufFixtures, MutatedModelsAreSafe) {
+  std::ifstream in(kFixtures + "tiny_qwen2.gguf", std::ios::binary);
+  const std::vector<uint8_t> base((std::istreambuf_iterator<char>(in)), {});
+  auto valid = GgufFile::Parse(base, "base");
+  ASSERT_TRUE(valid.ok()) << valid.status().ToString();
+  const size_t head = (*valid)->data_offset();
+  const uint32_t seed = std::random_device()();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  int loaded = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::vector<uint8_t> bytes = base;
+    for (int e = 1 + rng() % 3; e > 0; --e) {
+      const size_t at = rng() % head;
+      if (rng() % 2) {
+        bytes[at] = static_cast<uint8_t>(rng());
+      } else if (at + 8 <= bytes.size()) {
+        const uint64_t v = (rng() % 2) ? UINT64_MAX : (uint64_t{1} << (rng() % 64));
+        std::memcpy(bytes.data() + at, &v, 8);
+      }
+    }
+    auto g = GgufFile::Parse(bytes, "mutated");
+    if (!g.ok()) continue;
+    auto m = LoadGgufModel(*g);
+    if (!m.ok()) {
+      EXPECT_FALSE(m.status().message().empty());
+      continue;
+    }
+    ++loaded;
+    for (const auto& t : m->tensors) ASSERT_TRUE(DequantizeTensor(t).ok()) << t.name;
+  }
+  EXPECT_GT(loaded, 0);
 }
 
 // The demo model (ignored by git; CI fetches it).

@@ -60,7 +60,7 @@ TEST(GgufQuant, GoldensMatchBitExactly) {
     ASSERT_EQ(want->shape(), t.shape());
 
     // Whole tensor.
-    TensorInfo info{.name = std::string(t.name), .dtype = dtype, .shape = t.shape(), .data = t.data};
+    TensorInfo info{.name = std::string(t.name), .dtype = dtype, .shape = t.shape(), .data = t.data, .file = "quant_golden.gguf"};
     auto all = DequantizeTensor(info);
     ASSERT_TRUE(all.ok()) << all.status().ToString();
     EXPECT_TRUE(SameBits(*all, expected));
@@ -95,11 +95,11 @@ TEST(GgufQuant, RejectsWhatItCannotDo) {
   EXPECT_TRUE(DequantizeRow(DType::kQ4_K, src.data(), 256, dst.data()).ok());
   EXPECT_TRUE(DequantizeRow(DType::kF32, src.data(), 0, dst.data()).ok());
 
-  TensorInfo bad{.name = "w", .dtype = DType::kQ8_0, .shape = {2, 32}, .data = {src.data(), 67}};
+  TensorInfo bad{.name = "w", .dtype = DType::kQ8_0, .shape = {2, 32}, .data = {src.data(), 67}, .file = ""};
   auto r = DequantizeTensor(bad);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("'w'"), std::string::npos);
-  TensorInfo unsupported{.name = "i", .dtype = DType::kI32, .shape = {4}, .data = {src.data(), 16}};
+  TensorInfo unsupported{.name = "i", .dtype = DType::kI32, .shape = {4}, .data = {src.data(), 16}, .file = ""};
   EXPECT_EQ(DequantizeTensor(unsupported).status().code(), StatusCode::kUnimplemented);
 }
 

@@ -319,23 +319,31 @@ TEST(HfConfigInvalid, HeadsThatDoNotDivide) {
   ExpectError(Parse(j), {"num_key_value_heads", "not a multiple"});
 }
 
+// BaseConfig() with `member` ("\"key\": value") written first, as raw text.
+std::string WithRawMember(const std::string& member) {
+  const std::string base = BaseConfig().dump();
+  std::string text = "{";
+  text += member;
+  text += ", ";
+  text += base.substr(1);
+  return text;
+}
+
 TEST(HfConfigInvalid, NonFiniteNumbers) {
   // NaN / Infinity are not JSON (Python's json would accept them).
   for (const char* literal : {"NaN", "Infinity", "-Infinity", "nan"}) {
-    std::string text = BaseConfig().dump();
-    text.insert(1, std::string("\"rms_norm_eps\": ") + literal + ", ");
-    Result<ModelConfig> r = ParseHfConfig(text, "");
+    Result<ModelConfig> r = ParseHfConfig(WithRawMember(std::string("\"rms_norm_eps\": ") + literal), "");
     ExpectError(r, {"config.json", "invalid JSON", "rms_norm_eps"});
   }
   // 1e400 is grammatical JSON, but overflows a double (Python reads inf).
   for (const char* key : {"rms_norm_eps", "rope_theta"}) {
-    std::string text = BaseConfig().dump();
-    text.insert(1, "\"" + std::string(key) + "\": 1e400, ");
-    ExpectError(ParseHfConfig(text, ""), {key, "overflow"});
+    std::string member = "\"";
+    member += key;
+    member += "\": 1e400";
+    ExpectError(ParseHfConfig(WithRawMember(member), ""), {key, "overflow"});
   }
-  std::string text = BaseConfig().dump();
-  text.insert(1, R"("rope_scaling": {"rope_type": "linear", "factor": -1e400}, )");
-  ExpectError(ParseHfConfig(text, ""), {"factor", "overflow"});
+  ExpectError(ParseHfConfig(WithRawMember(R"("rope_scaling": {"rope_type": "linear", "factor": -1e400})"), ""),
+              {"factor", "overflow"});
 }
 
 TEST(HfConfigInvalid, WrongJsonTypes) {
@@ -439,6 +447,8 @@ TEST(HfConfigInvalid, MalformedDocuments) {
   ExpectError(ParseHfConfig(R"({"model_type": "llama", "hidden_size": 64, "hidden_size": 4096})", ""),
               {"duplicate key", "hidden_size"});
   ExpectError(ParseHfConfig("{\"model_type\": \"llama\", \"name\": \"\xff\xfe\"}", ""), {"UTF-8"});
+  // What follows a NUL byte must not be silently ignored.
+  ExpectError(ParseHfConfig(std::string(R"({"model_type": "llama"})") + '\0' + "garbage", ""), {"NUL"});
   // Nesting far past any real config: refused without deep recursion.
   std::string deep = R"({"model_type": "llama", "x": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
   ExpectError(ParseHfConfig(deep, ""), {"nesting"});

@@ -1,0 +1,96 @@
+// `lserve inspect` on the fixture models, the demo model and broken inputs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+
+namespace lserve::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<std::string> FixtureModels() {
+  std::vector<std::string> dirs;
+  for (const auto& e : fs::directory_iterator(SourcePath("tests/fixtures/models")))
+    if (e.is_directory()) dirs.push_back(e.path().string());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+TEST(CliInspect, FixtureModelsMatchTheirConfig) {
+  const auto dirs = FixtureModels();
+  ASSERT_GE(dirs.size(), 4u);
+  for (const auto& dir : dirs) {
+    SCOPED_TRACE(dir);
+    const json config = json::parse(ReadFile(dir + "/config.json"));
+    const CliResult r = RunLserve({"inspect", "--model", dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["format"], "huggingface");
+    EXPECT_EQ(j["architecture"], config["architectures"][0]);
+    for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads", "num_key_value_heads"})
+      EXPECT_EQ(j["config"][key], config[key]) << key;
+    EXPECT_EQ(j["config"]["tie_word_embeddings"], config.value("tie_word_embeddings", false));
+    // Parameter count = sum of the tensor sizes it lists.
+    int64_t params = 0;
+    for (const auto& t : j["tensors"]) {
+      int64_t n = 1;
+      for (int64_t d : t["shape"]) n *= d;
+      params += n;
+    }
+    EXPECT_EQ(j["parameter_count"].get<int64_t>(), params);
+    EXPECT_EQ(j["tensor_count"].get<size_t>(), j["tensors"].size());
+    EXPECT_TRUE(j["has_chat_template"].get<bool>());
+  }
+}
+
+TEST(CliInspect, MissingPathIsExit2) {
+  const CliResult r = RunLserve({"inspect", "--model", "/nonexistent/model"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(CliInspect, GarbageGgufIsExit2) {
+  const std::string path = TempPath("garbage.gguf");
+  WriteFile(path, std::string("GGUF\x03\x00\x00\x00garbage", 15));
+  const CliResult r = RunLserve({"inspect", "--model", path});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(r.err.empty());
+}
+
+TEST(CliInspect, FolderWithoutConfigIsExit2) {
+  const std::string dir = TempPath("empty_model");
+  fs::create_directories(dir);
+  const CliResult r = RunLserve({"inspect", "--model", dir});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
+}
+
+TEST(CliInspect, TruncatedSafetensorsIsExit2) {
+  const std::string dir = TempPath("truncated_model");
+  fs::create_directories(dir);
+  const std::string src = FixtureModels().front();
+  for (const auto& e : fs::directory_iterator(src)) fs::copy(e.path(), dir + "/" + e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".safetensors") {
+      const std::string bytes = ReadFile(e.path().string());
+      WriteFile(e.path().string(), bytes.substr(0, bytes.size() - 7));
+    }
+  }
+  const CliResult r = RunLserve({"inspect", "--model", dir});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(r.err.empty());
+}
+
+TEST(CliInspect, UnknownFlagIsExit2) {
+  const CliResult r = RunLserve({"inspect", "--no-such-flag"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace lserve::e2e
