@@ -94,3 +94,43 @@ TEST(CliInspect, UnknownFlagIsExit2) {
 
 }  // namespace
 }  // namespace lserve::e2e
+
+namespace lserve::e2e {
+namespace {
+
+TEST(CliInspect, DemoModelMatchesTransformersGgufLoader) {
+  ASSERT_TRUE(fs::exists(DemoModelPath())) << "run tools/fetch_demo_model.sh";
+  const json golden = json::parse(ReadFile(SourcePath("tests/fixtures/demo/inspect.json")));
+  const CliResult r = RunLserve({"inspect"});  // the demo model is the default
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["format"], "gguf");
+  const json& gc = golden["config"];
+  EXPECT_EQ(j["architecture"], gc["architecture"]);
+  EXPECT_EQ(j["model_type"], gc["model_type"]);
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "head_dim", "rope_theta", "rms_norm_eps", "max_position_embeddings",
+                          "tie_word_embeddings", "bos_token_id", "pad_token_id"})
+    EXPECT_EQ(j["config"][key], gc[key]) << key;
+  EXPECT_EQ(j["config"]["eos_token_id"], json::array({gc["eos_token_id"]}));
+  EXPECT_TRUE(j["config"]["rope_scaling"].is_null());
+  EXPECT_EQ(gc["rope_type"], "default");
+
+  EXPECT_EQ(j["parameter_count"], golden["num_parameters"]);
+  EXPECT_EQ(j["tensor_count"], golden["gguf_tensor_count"]);
+  EXPECT_EQ(j["dtypes"], golden["gguf_type_counts"]);
+  // Every tensor under its HF name with transformers' shape; only the tied
+  // lm_head (which the file does not store) is missing.
+  json hf = golden["hf_tensors"];
+  for (const auto& t : j["tensors"]) {
+    const std::string name = t["name"];
+    ASSERT_TRUE(hf.contains(name)) << name;
+    EXPECT_EQ(t["shape"], hf[name]) << name;
+    hf.erase(name);
+  }
+  EXPECT_EQ(hf.size(), 1u);
+  EXPECT_TRUE(hf.contains("lm_head.weight"));
+}
+
+}  // namespace
+}  // namespace lserve::e2e

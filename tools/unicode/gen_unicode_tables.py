@@ -7,7 +7,14 @@ unicode_tables_decomposition.cc (decompositions), both declared in unicode_table
 
 Everything comes from the `unicodedata` module of the Python that runs the script (the committed
 file says which Unicode version that was), plus two short hand-written lists that `unicodedata`
-cannot give (White_Space and the Other_Alphabetic symbols, both stable since Unicode 6.3):
+cannot give (White_Space and the Other_Alphabetic symbols, both stable since Unicode 6.3).
+
+The normalization data must match what the Hugging Face `tokenizers` crate does, and its
+normalizer (the unicode-normalization-alignments crate) knows an older Unicode version: marks
+added since have combining class 0 there, and newer decompositions and compositions are missing.
+So the script asks the installed `tokenizers` library (tools/fixtures/requirements.txt pins it):
+decompositions are taken from its NFD/NFKD of each character, a composition is kept only when its
+NFC recomposes the pair, and a combining class is kept only when its NFD reorders the mark.
 
   - canonical combining classes (ranges of equal class, class 0 omitted);
   - full (recursive) canonical and compatibility decompositions, Hangul syllables excluded (those
@@ -37,15 +44,38 @@ def is_surrogate(cp):
     return 0xD800 <= cp <= 0xDFFF
 
 
-def full_decomposition(cp, compat):
-    """The full decomposition of cp, or None when cp decomposes to itself."""
-    if HANGUL_FIRST <= cp <= HANGUL_LAST or is_surrogate(cp):
-        return None
-    form = "NFKD" if compat else "NFD"
-    d = unicodedata.normalize(form, chr(cp))
-    if d == chr(cp):
-        return None
-    return [ord(c) for c in d]
+def crate_normalize(form, code_points):
+    """The tokenizers crate's normalization of each code point alone."""
+    from tokenizers import normalizers
+    normalizer = getattr(normalizers, form)()
+    out = []
+    # One call per chunk: '\n' is a starter that neither decomposes nor composes.
+    for i in range(0, len(code_points), 20000):
+        chunk = code_points[i:i + 20000]
+        parts = normalizer.normalize_str("\n".join(chr(c) for c in chunk)).split("\n")
+        assert len(parts) == len(chunk)
+        out.extend(parts)
+    return out
+
+
+def crate_unknown_marks(code_points):
+    """Marks the crate's canonical ordering ignores (class 0 there): it leaves them after U+0345
+    (class 240, the largest) where Python moves them in front."""
+    from tokenizers import normalizers
+    nfd = normalizers.NFD()
+    unknown = set()
+    for i in range(0, len(code_points), 20000):
+        chunk = code_points[i:i + 20000]
+        parts = nfd.normalize_str("\n".join("a\u0345" + chr(c) for c in chunk)).split("\n")
+        for c, got in zip(chunk, parts):
+            if got != unicodedata.normalize("NFD", "a\u0345" + chr(c)):
+                unknown.add(c)
+    return unknown
+
+
+def crate_composes(first, second, composite):
+    from tokenizers import normalizers
+    return normalizers.NFC().normalize_str(chr(first) + chr(second)) == chr(composite)
 
 
 def ranges(pairs):
@@ -90,13 +120,19 @@ def main():
     ccc_pairs, cat_pairs, lower_rows = [], [], []
     canon_rows, compat_rows, pool = [], [], []
     compose_rows = []
+    all_cps = [cp for cp in range(MAX_CP + 1)
+               if not is_surrogate(cp) and cp != 0x0A and not HANGUL_FIRST <= cp <= HANGUL_LAST]
+    crate_nfd = dict(zip(all_cps, crate_normalize("NFD", all_cps)))
+    crate_nfkd = dict(zip(all_cps, crate_normalize("NFKD", all_cps)))
+    marks = [cp for cp in all_cps if unicodedata.combining(chr(cp))]
+    unknown_marks = crate_unknown_marks(marks)
     for cp in range(MAX_CP + 1):
         if is_surrogate(cp):
             cat_pairs.append((cp, CATEGORIES.index("Cs")))
             continue
         ch = chr(cp)
         ccc = unicodedata.combining(ch)
-        if ccc:
+        if ccc and cp not in unknown_marks:
             ccc_pairs.append((cp, ccc))
         cat = unicodedata.category(ch)
         if cat != "Cn":
@@ -104,18 +140,20 @@ def main():
         low = ch.lower()
         if low != ch and len(low) == 1:
             lower_rows.append((cp, ord(low)))
-        for compat, rows in ((False, canon_rows), (True, compat_rows)):
-            d = full_decomposition(cp, compat)
-            if d is None:
-                continue
-            if compat and d == full_decomposition(cp, False):
-                continue  # the compatibility table only lists what differs from the canonical one
-            rows.append((cp, len(pool), len(d)))
-            pool.extend(d)
+        if cp in crate_nfd:
+            canonical, compatibility = crate_nfd[cp], crate_nfkd[cp]
+            if canonical != ch:
+                canon_rows.append((cp, len(pool), len(canonical)))
+                pool.extend(ord(c) for c in canonical)
+            # The compatibility table only lists what differs from the canonical one.
+            if compatibility != canonical:
+                compat_rows.append((cp, len(pool), len(compatibility)))
+                pool.extend(ord(c) for c in compatibility)
         raw = unicodedata.decomposition(ch)
         if raw and not raw.startswith("<"):
             parts = [int(p, 16) for p in raw.split()]
-            if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch:
+            if (len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch
+                    and crate_composes(parts[0], parts[1], cp)):
                 compose_rows.append((parts[0], parts[1], cp))
     compose_rows.sort()
 

@@ -454,6 +454,32 @@ TEST(HfConfigInvalid, MalformedDocuments) {
   ExpectError(ParseHfConfig(deep, ""), {"nesting"});
 }
 
+TEST(HfConfigInvalid, RandomTextCorruptionsNeverCrash) {
+  // Byte edits of real config texts: every outcome is a value, and whatever
+  // is accepted passes Validate().
+  std::mt19937 rng(std::random_device{}());
+  const char alphabet[] = "{}[],:\"0123456789-+.eE truefalsnl\\\x00\xff";
+  for (const TransformersCase& c : kTransformersCases) {
+    const std::string original = c.text;
+    for (int iter = 0; iter < 300; ++iter) {
+      std::string text = original;
+      const int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits && !text.empty(); ++e) {
+        const size_t at = rng() % text.size();
+        switch (rng() % 3) {
+          case 0: text[at] = alphabet[rng() % (sizeof(alphabet) - 1)]; break;
+          case 1: text.erase(at, 1 + rng() % 8); break;
+          case 2: text.insert(at, 1, alphabet[rng() % (sizeof(alphabet) - 1)]); break;
+        }
+      }
+      Result<ModelConfig> r = ParseHfConfig(text, "");
+      if (r.ok()) {
+        ASSERT_TRUE(r->Validate().ok());
+      }
+    }
+  }
+}
+
 // ---- generation_config.json ----------------------------------------------
 
 TEST(GenerationConfig, ReadsTheDefaults) {
