@@ -156,9 +156,11 @@ Status ResolveArchitecture(const json& root, ModelConfig* cfg) {
   }
   std::vector<std::string> classes;
   if (const json* v = Find(root, "architectures"); v != nullptr && !v->is_null()) {
-    if (!v->is_array()) return KeyError("config.json", "architectures", "must be a list of strings, got " + Describe(*v));
+    if (!v->is_array())
+      return KeyError("config.json", "architectures", "must be a list of strings, got " + Describe(*v));
     for (const json& e : *v) {
-      if (!e.is_string()) return KeyError("config.json", "architectures", "must be a list of strings, got an element " + Describe(e));
+      if (!e.is_string())
+        return KeyError("config.json", "architectures", "must be a list of strings, got an element " + Describe(e));
       classes.push_back(e.get<std::string>());
     }
   }

@@ -80,8 +80,10 @@ Status ValidateRope(const ModelConfig& c) {
   const std::string prefix = std::string("rope scaling '") + RopeScalingName(r.type) + "': ";
   auto annotate = [&](Status s) { return s.ok() ? s : InvalidArgument(prefix + s.message()); };
   LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("factor", r.factor)));
-  if (r.original_max_position_embeddings < 0 || r.original_max_position_embeddings > kMaxPositions)
-    return annotate(OutOfRangeKey("original_max_position_embeddings", r.original_max_position_embeddings, 0, kMaxPositions));
+  // llama3 and yarn compute with it; linear and dynamic only carry it along.
+  const bool needs_original = r.type == RopeScalingType::kLlama3 || r.type == RopeScalingType::kYarn;
+  LSERVE_RETURN_IF_ERROR(annotate(CheckRange("original_max_position_embeddings", r.original_max_position_embeddings,
+                                             needs_original ? 1 : 0, kMaxPositions)));
   switch (r.type) {
     case RopeScalingType::kLlama3:
       LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("low_freq_factor", r.low_freq_factor)));
@@ -91,15 +93,12 @@ Status ValidateRope(const ModelConfig& c) {
       if (r.high_freq_factor < r.low_freq_factor)
         return InvalidArgument(prefix + "'high_freq_factor' " + std::to_string(r.high_freq_factor) +
                                " is below 'low_freq_factor' " + std::to_string(r.low_freq_factor));
-      if (r.original_max_position_embeddings <= 0)
-        return annotate(OutOfRangeKey("original_max_position_embeddings", r.original_max_position_embeddings, 1, kMaxPositions));
       break;
     case RopeScalingType::kYarn:
-      if (r.original_max_position_embeddings <= 0)
-        return annotate(OutOfRangeKey("original_max_position_embeddings", r.original_max_position_embeddings, 1, kMaxPositions));
       LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("beta_fast", r.beta_fast)));
       LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("beta_slow", r.beta_slow)));
-      if (r.attention_factor.has_value()) LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("attention_factor", *r.attention_factor)));
+      if (r.attention_factor.has_value())
+        LSERVE_RETURN_IF_ERROR(annotate(CheckPositive("attention_factor", *r.attention_factor)));
       if (!std::isfinite(r.mscale) || !std::isfinite(r.mscale_all_dim))
         return InvalidArgument(prefix + "'mscale' and 'mscale_all_dim' must be finite");
       break;
@@ -134,7 +133,8 @@ Status ModelConfig::Validate() const {
     return InvalidArgument("'num_attention_heads' x 'head_dim' = " + std::to_string(num_attention_heads * head_dim) +
                            " exceeds " + std::to_string(kMaxHidden));
   LSERVE_RETURN_IF_ERROR(CheckRange("max_position_embeddings", max_position_embeddings, 1, kMaxPositions));
-  if (sliding_window.has_value()) LSERVE_RETURN_IF_ERROR(CheckRange("sliding_window", *sliding_window, 1, kMaxPositions));
+  if (sliding_window.has_value())
+    LSERVE_RETURN_IF_ERROR(CheckRange("sliding_window", *sliding_window, 1, kMaxPositions));
   if (!std::isfinite(rms_norm_eps) || rms_norm_eps <= 0 || rms_norm_eps > 1)
     return InvalidArgument("'rms_norm_eps' must be in (0, 1], got " + std::to_string(rms_norm_eps));
   if (hidden_act != "silu")

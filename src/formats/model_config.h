@@ -76,7 +76,7 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   std::optional<int64_t> sliding_window;  // Mistral / Qwen2; informative only
   std::string hidden_act = "silu";
-  std::string torch_dtype;  // "bfloat16", "float16", "float32" or ""
+  std::string torch_dtype;  // "bfloat16", "float16", "float32", "float64" or ""
 
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id (int or list)

@@ -11,7 +11,7 @@
 namespace lserve {
 
 struct ChatTemplate::Compiled {
-  jinja::Body body;
+  jinja::ParsedTemplate parsed;
 };
 
 namespace {
@@ -87,7 +87,7 @@ Result<ChatTemplate> ChatTemplate::Compile(std::string_view source, const ChatTe
   jinja::ParseLimits parse_limits;
   parse_limits.max_nesting = limits.max_nesting;
   auto compiled = std::make_shared<Compiled>();
-  LSERVE_ASSIGN_OR_RETURN(compiled->body, jinja::Parse(std::move(tokens), parse_limits));
+  LSERVE_ASSIGN_OR_RETURN(compiled->parsed, jinja::Parse(std::move(tokens), parse_limits));
   return ChatTemplate(std::move(compiled), std::make_shared<const std::string>(source), limits);
 }
 
@@ -145,7 +145,7 @@ Result<std::string> ChatTemplate::RenderAt(const nlohmann::ordered_json& message
   }
 
   jinja::Renderer renderer(render_limits, now);
-  return renderer.Render(compiled_->body, std::move(context));
+  return renderer.Render(compiled_->parsed, std::move(context));
 }
 
 }  // namespace lserve

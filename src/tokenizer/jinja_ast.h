@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,22 @@ struct Expr {
   bool unknown_callee = false;
 };
 
+// How a frame's variable is initialised when the frame is entered, as
+// jinja2's idtracking.py decides it: parameters are bound by the frame
+// (loop targets, macro arguments), kResolve reads the render context,
+// kAlias copies the enclosing frame's variable, kUndefined starts unset.
+// A name read in a frame resolves to the nearest frame that has it; an
+// unset variable reads as Undefined. This reproduces jinja2's scoping: a
+// {% set %} in a loop body does not leak out, a macro sees the variables
+// of the frame it was defined in as they are when it is called, etc.
+enum class LoadKind : uint8_t { kParameter, kResolve, kAlias, kUndefined };
+
+struct FrameSymbols {
+  std::vector<std::pair<std::string, LoadKind>> names;  // sorted by name
+
+  const LoadKind* Find(std::string_view name) const;
+};
+
 struct Stmt;
 using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
@@ -91,6 +108,7 @@ struct MacroNode {
   std::vector<ExprPtr> defaults;  // parallel to params; null where none
   Body body;
   int line = 0;
+  FrameSymbols symbols;
 };
 
 struct IfBranch {
@@ -110,6 +128,14 @@ struct Stmt {
   Body else_body;
   std::unique_ptr<MacroNode> macro;
   std::vector<std::pair<ExprPtr, ExprPtr>> assignments;  // kWith
+  FrameSymbols body_symbols;    // kFor body, kWith, kSetBlock, kFilterBlock, kScope
+  FrameSymbols else_symbols;    // kFor else
+  FrameSymbols filter_symbols;  // kFor `if` filter
+};
+
+struct ParsedTemplate {
+  Body body;
+  FrameSymbols symbols;
 };
 
 }  // namespace lserve::jinja

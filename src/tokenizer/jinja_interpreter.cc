@@ -11,9 +11,11 @@ namespace lserve::jinja {
 
 const Value* Scope::Find(std::string_view name) const {
   for (const Scope* s = this; s != nullptr; s = s->parent.get()) {
+    if (s->symbols != nullptr && s->symbols->Find(name) == nullptr) continue;
     for (const auto& [key, value] : s->vars) {
       if (key == name) return &value;
     }
+    if (s->symbols != nullptr) return nullptr;  // this frame owns the name but has not set it
   }
   return nullptr;
 }
@@ -156,12 +158,12 @@ Renderer::~Renderer() {
   for (const auto& scope : captured_scopes_) scope->vars.clear();
 }
 
-Result<std::string> Renderer::Render(const Body& body, std::shared_ptr<Scope> globals) {
-  auto root = std::make_shared<Scope>();
-  root->parent = std::move(globals);
+Result<std::string> Renderer::Render(const ParsedTemplate& parsed, std::shared_ptr<Scope> context) {
+  context_ = std::move(context);
+  std::shared_ptr<Scope> root = EnterFrame(parsed.symbols, context_);
   captured_scopes_.push_back(root);
   std::string out;
-  LSERVE_ASSIGN_OR_RETURN(Flow flow, Exec(body, root, &out));
+  LSERVE_ASSIGN_OR_RETURN(Flow flow, Exec(parsed.body, root, &out));
   (void)flow;
   return out;
 }
@@ -236,9 +238,26 @@ Result<Renderer::Flow> Renderer::Exec(const Body& body, const std::shared_ptr<Sc
   return Flow::kNormal;
 }
 
-Result<std::string> Renderer::RenderBlock(const Body& body, const std::shared_ptr<Scope>& parent) {
+std::shared_ptr<Scope> Renderer::EnterFrame(const FrameSymbols& symbols,
+                                            const std::shared_ptr<Scope>& parent) const {
   auto scope = std::make_shared<Scope>();
   scope->parent = parent;
+  scope->symbols = &symbols;
+  for (const auto& [name, kind] : symbols.names) {
+    const Value* initial = nullptr;
+    if (kind == LoadKind::kAlias) {
+      initial = parent->Find(name);
+    } else if (kind == LoadKind::kResolve) {
+      initial = context_->Find(name);
+    }
+    if (initial != nullptr) scope->vars.emplace_back(name, *initial);
+  }
+  return scope;
+}
+
+Result<std::string> Renderer::RenderBlock(const Body& body, const FrameSymbols& symbols,
+                                          const std::shared_ptr<Scope>& parent) {
+  std::shared_ptr<Scope> scope = EnterFrame(symbols, parent);
   std::string buffer;
   LSERVE_ASSIGN_OR_RETURN(Flow flow, Exec(body, scope, &buffer));
   (void)flow;
@@ -277,7 +296,7 @@ Result<Renderer::Flow> Renderer::ExecStmt(const Stmt& stmt, const std::shared_pt
       return Flow::kNormal;
     }
     case StmtKind::kSetBlock: {
-      LSERVE_ASSIGN_OR_RETURN(std::string text, RenderBlock(stmt.body, scope));
+      LSERVE_ASSIGN_OR_RETURN(std::string text, RenderBlock(stmt.body, stmt.body_symbols, scope));
       Value v = Value::String(std::move(text));
       if (stmt.expr) {
         const Value* saved = filter_block_subject_;
@@ -312,7 +331,7 @@ Result<Renderer::Flow> Renderer::ExecStmt(const Stmt& stmt, const std::shared_pt
       return Flow::kNormal;
     }
     case StmtKind::kFilterBlock: {
-      LSERVE_ASSIGN_OR_RETURN(std::string text, RenderBlock(stmt.body, scope));
+      LSERVE_ASSIGN_OR_RETURN(std::string text, RenderBlock(stmt.body, stmt.body_symbols, scope));
       Value v = Value::String(std::move(text));
       const Value* saved = filter_block_subject_;
       filter_block_subject_ = &v;
@@ -325,8 +344,7 @@ Result<Renderer::Flow> Renderer::ExecStmt(const Stmt& stmt, const std::shared_pt
     case StmtKind::kBreak: return Flow::kBreak;
     case StmtKind::kContinue: return Flow::kContinue;
     case StmtKind::kWith: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope;
+      std::shared_ptr<Scope> inner = EnterFrame(stmt.body_symbols, scope);
       for (const auto& [target, value_expr] : stmt.assignments) {
         LSERVE_ASSIGN_OR_RETURN(Value v, Eval(*value_expr, scope));
         LSERVE_RETURN_IF_ERROR(Bind(*target, v, inner.get()));
@@ -334,8 +352,7 @@ Result<Renderer::Flow> Renderer::ExecStmt(const Stmt& stmt, const std::shared_pt
       return Exec(stmt.body, inner, out);
     }
     case StmtKind::kScope: {
-      auto inner = std::make_shared<Scope>();
-      inner->parent = scope;
+      std::shared_ptr<Scope> inner = EnterFrame(stmt.body_symbols, scope);
       return Exec(stmt.body, inner, out);
     }
   }
@@ -352,8 +369,7 @@ Result<Renderer::Flow> Renderer::ExecFor(const Stmt& stmt, const std::shared_ptr
     if (stmt.loop_filter) {
       std::vector<Value> kept;
       for (Value& item : items) {
-        auto test_scope = std::make_shared<Scope>();
-        test_scope->parent = scope;
+        std::shared_ptr<Scope> test_scope = EnterFrame(stmt.filter_symbols, scope);
         LSERVE_RETURN_IF_ERROR(Bind(*stmt.target, item, test_scope.get()));
         LSERVE_ASSIGN_OR_RETURN(Value keep, Eval(*stmt.loop_filter, test_scope));
         if (Truthy(keep)) kept.push_back(std::move(item));
@@ -364,8 +380,7 @@ Result<Renderer::Flow> Renderer::ExecFor(const Stmt& stmt, const std::shared_ptr
   }
   const std::vector<Value>& items = loop->items.items();
   if (items.empty()) {
-    auto else_scope = std::make_shared<Scope>();
-    else_scope->parent = scope;
+    std::shared_ptr<Scope> else_scope = EnterFrame(stmt.else_symbols, scope);
     LSERVE_ASSIGN_OR_RETURN(Flow flow, Exec(stmt.else_body, else_scope, out));
     (void)flow;
     return Flow::kNormal;
@@ -378,8 +393,7 @@ Result<Renderer::Flow> Renderer::ExecFor(const Stmt& stmt, const std::shared_ptr
                                " iterations");
     }
     loop->index0 = i;
-    auto iteration = std::make_shared<Scope>();
-    iteration->parent = scope;
+    std::shared_ptr<Scope> iteration = EnterFrame(stmt.body_symbols, scope);
     current_line_ = stmt.line;
     LSERVE_RETURN_IF_ERROR(Bind(*stmt.target, items[i], iteration.get()));
     iteration->Set("loop", loop_value);
@@ -1026,8 +1040,7 @@ Result<Value> Renderer::CallMacro(const Callable& c, CallArgs args) {
   }
   DepthCounter calls(&call_depth_);
   const MacroNode& m = *c.macro;
-  auto scope = std::make_shared<Scope>();
-  scope->parent = c.closure;
+  std::shared_ptr<Scope> scope = EnterFrame(m.symbols, c.closure);
   const size_t n = m.params.size();
   std::vector<bool> bound(n, false);
   for (size_t i = 0; i < n && i < args.positional.size(); ++i) {

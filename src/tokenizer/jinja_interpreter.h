@@ -35,12 +35,17 @@ struct RenderLimits {
   int max_eval_depth = 768;                 // interpreter recursion (statements + expressions)
 };
 
-// Variables in a block of the template. Scopes chain to their parent; a
-// macro keeps the scope it was defined in.
+// The variables of one entered frame (jinja_symbols.h). Scopes chain to
+// the enclosing frame; a macro's chains to the frame it was defined in. The
+// outermost scopes (render context, globals) have no symbols: every name
+// they hold is visible.
 struct Scope {
   std::shared_ptr<Scope> parent;
+  const FrameSymbols* symbols = nullptr;
   std::vector<std::pair<std::string, Value>> vars;
 
+  // The variable `name` as the template sees it here, or nullptr when it is
+  // undefined (unknown, or owned by a frame that has not set it yet).
   const Value* Find(std::string_view name) const;
   void Set(std::string_view name, Value value);
 };
@@ -59,8 +64,9 @@ class Renderer {
   Renderer(const Renderer&) = delete;
   Renderer& operator=(const Renderer&) = delete;
 
-  // Renders `body` with `globals` as the outermost scope.
-  Result<std::string> Render(const Body& body, std::shared_ptr<Scope> globals);
+  // Renders the template with `context` (render variables, chained to the
+  // globals) as the outermost scope.
+  Result<std::string> Render(const ParsedTemplate& parsed, std::shared_ptr<Scope> context);
 
   // ---- services for filters, tests and methods (jinja_builtins.h) ----
   // Counts work; fails once the step budget or the wall-clock budget is gone.
@@ -98,7 +104,10 @@ class Renderer {
   Result<Flow> ExecFor(const Stmt& stmt, const std::shared_ptr<Scope>& scope, std::string* out);
   Status ExecSet(const Expr& target, Value value, Scope* scope);
   Status Bind(const Expr& target, const Value& value, Scope* scope);
-  Result<std::string> RenderBlock(const Body& body, const std::shared_ptr<Scope>& parent);
+  Result<std::string> RenderBlock(const Body& body, const FrameSymbols& symbols,
+                                  const std::shared_ptr<Scope>& parent);
+  // A new frame scope under `parent`, its variables initialised per `symbols`.
+  std::shared_ptr<Scope> EnterFrame(const FrameSymbols& symbols, const std::shared_ptr<Scope>& parent) const;
   Status Append(std::string* out, std::string_view text) const;
 
   Result<Value> Eval(const Expr& e, const std::shared_ptr<Scope>& scope);
@@ -122,6 +131,7 @@ class Renderer {
   int eval_depth_ = 0;
   int current_line_ = 0;
   const Value* filter_block_subject_ = nullptr;
+  std::shared_ptr<Scope> context_;
   // Objects that can form reference cycles; cleared when the render ends.
   std::vector<std::shared_ptr<Namespace>> namespaces_;
   std::vector<std::shared_ptr<LoopState>> loops_;

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_symbols.h"
 
 namespace lserve::jinja {
 namespace {
@@ -947,7 +948,7 @@ class CalleeChecker {
 
 }  // namespace
 
-Result<Body> Parse(std::vector<Token> tokens, const ParseLimits& limits) {
+Result<ParsedTemplate> Parse(std::vector<Token> tokens, const ParseLimits& limits) {
   if (tokens.empty() || tokens.back().type != TokenType::kEof) {
     Token eof;
     eof.type = TokenType::kEof;
@@ -957,7 +958,10 @@ Result<Body> Parse(std::vector<Token> tokens, const ParseLimits& limits) {
   LSERVE_ASSIGN_OR_RETURN(Body body, parser.ParseTemplate());
   CalleeChecker checker;
   LSERVE_RETURN_IF_ERROR(checker.CheckBody(body, false));
-  return body;
+  ParsedTemplate parsed;
+  parsed.body = std::move(body);
+  AnalyzeSymbols(&parsed);
+  return parsed;
 }
 
 }  // namespace lserve::jinja

@@ -20,6 +20,7 @@ struct ParseLimits {
   int max_nesting = 128;  // blocks inside blocks, expression tree height
 };
 
-Result<Body> Parse(std::vector<Token> tokens, const ParseLimits& limits);
+// Parses and then computes every frame's symbols (jinja_symbols.h).
+Result<ParsedTemplate> Parse(std::vector<Token> tokens, const ParseLimits& limits);
 
 }  // namespace lserve::jinja

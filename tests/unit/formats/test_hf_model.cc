@@ -200,6 +200,40 @@ TEST(HfModel, HubCacheSnapshotSymlinksAreFollowed) {
   EXPECT_TRUE(g.Open().ok());
 }
 
+TEST(HfModel, OpensTheTransformersFixtureFolders) {
+  // Folders written by transformers (tools/fixtures); golden.json says what
+  // transformers saw: the tensors, their dtypes, the parameter count.
+  const fs::path root = fs::path(LSERVE_SOURCE_DIR) / "tests" / "fixtures" / "models";
+  ASSERT_TRUE(fs::is_directory(root)) << root;
+  int folders = 0;
+  for (const fs::directory_entry& e : fs::directory_iterator(root)) {
+    if (!fs::exists(e.path() / "golden.json")) continue;
+    ++folders;
+    SCOPED_TRACE(e.path().string());
+    const json golden = json::parse(*ReadTextFile((e.path() / "golden.json").string()));
+    Result<HfCheckpoint> ck = OpenHfCheckpoint(e.path().string());
+    ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+    EXPECT_EQ(ArchitectureName(ck->config.architecture), golden["architecture"].get<std::string>());
+    EXPECT_EQ(ck->config.vocab_size, golden["vocab_size"].get<int64_t>());
+    if (golden.contains("rope_type")) {
+      const std::string want = golden["rope_type"].get<std::string>();
+      EXPECT_EQ(RopeScalingName(ck->config.rope_scaling.type), want == "default" ? "none" : want);
+    }
+    int64_t parameters = 0;
+    for (const TensorInfo& t : ck->tensors) parameters += t.num_elements();
+    EXPECT_EQ(parameters, golden["num_parameters"].get<int64_t>());
+    const json& tensors = golden["tensors"];
+    EXPECT_EQ(ck->tensors.size() + ck->unused_tensors.size(), tensors.size());
+    for (const TensorInfo& t : ck->tensors) {
+      ASSERT_TRUE(tensors.contains(t.name)) << t.name;
+      EXPECT_EQ(t.shape, tensors[t.name]["shape"].get<std::vector<int64_t>>()) << t.name;
+      EXPECT_EQ(DTypeName(t.dtype), tensors[t.name]["dtype"].get<std::string>()) << t.name;
+      EXPECT_EQ(fs::path(t.file).filename(), tensors[t.name]["file"].get<std::string>()) << t.name;
+    }
+  }
+  EXPECT_GE(folders, 5);
+}
+
 // ---- A4: tensors against the config ---------------------------------------------------
 
 TEST(HfModelA4, TensorShapeDifferentFromConfig) {
