@@ -27,6 +27,22 @@ struct FdCloser {
   }
 };
 
+// Opens `path` read-only and checks that it is a regular file.
+Result<int> OpenRegularFile(const std::string& path, struct stat* st) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open", path);
+  if (::fstat(fd, st) != 0) {
+    Status s = ErrnoStatus("cannot stat", path);
+    ::close(fd);
+    return s;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    ::close(fd);
+    return InvalidArgument("'" + path + "' is not a regular file");
+  }
+  return fd;
+}
+
 }  // namespace
 
 MappedFile::~MappedFile() {
@@ -49,12 +65,9 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 }
 
 Result<MappedFile> MappedFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot open", path);
-  FdCloser closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return ErrnoStatus("cannot stat", path);
-  if (!S_ISREG(st.st_mode)) return InvalidArgument("'" + path + "' is not a regular file");
+  LSERVE_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &st));
+  FdCloser closer{fd};
   MappedFile f;
   f.path_ = path;
   f.size_ = static_cast<size_t>(st.st_size);
@@ -69,12 +82,9 @@ Result<MappedFile> MappedFile::Open(const std::string& path) {
 }
 
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot open", path);
-  FdCloser closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return ErrnoStatus("cannot stat", path);
-  if (!S_ISREG(st.st_mode)) return InvalidArgument("'" + path + "' is not a regular file");
+  LSERVE_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &st));
+  FdCloser closer{fd};
   if (static_cast<uint64_t>(st.st_size) > max_bytes)
     return InvalidArgument("'" + path + "' is too large (" + std::to_string(st.st_size) +
                            " bytes, limit " + std::to_string(max_bytes) + ")");

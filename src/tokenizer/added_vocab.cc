@@ -116,7 +116,8 @@ Result<std::vector<int32_t>> AddedVocabulary::Add(const std::vector<AddedToken>&
       continue;
     }
     if (const auto it = content_to_id_.find(token.content); it != content_to_id_.end()) {
-      if (id_to_token_.at(it->second) == token) {
+      // content_to_id_ only names ids that id_to_token_ has.
+      if (const auto same = id_to_token_.find(it->second); same != id_to_token_.end() && same->second == token) {
         ids.push_back(it->second);
         continue;
       }
@@ -188,7 +189,9 @@ std::vector<AddedVocabulary::Match> AddedVocabulary::FindMatches(std::string_vie
     size_t start = pos;
     size_t stop = pos + length;
     pos = stop;  // the next match starts after this one, kept or not
-    const AddedToken& token = id_to_token_.at(id);
+    const auto found = id_to_token_.find(id);  // trie ids are id_to_token_ keys
+    if (found == id_to_token_.end()) continue;
+    const AddedToken& token = found->second;
     if (encode_special_tokens_ && special_contents_.count(token.content) != 0) continue;
     if (token.single_word) {
       const bool start_space = start == 0 || !EndsWithWord(text, start);

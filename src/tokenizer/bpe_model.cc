@@ -1,7 +1,10 @@
 #include "tokenizer/bpe_model.h"
 
+#include <array>
 #include <cstdio>
+#include <mutex>
 #include <queue>
+#include <shared_mutex>
 
 #include "tokenizer/json_util.h"
 #include "tokenizer/unicode.h"
@@ -24,6 +27,89 @@ Result<std::optional<std::string>> OptionalString(const json& model, std::string
 }
 
 }  // namespace
+
+uint64_t MergeTable::Mix(uint64_t x) {  // splitmix64 finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+void MergeTable::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  size_ = 0;
+  for (const Slot& slot : old) {
+    if (slot.key != ~uint64_t{0}) {
+      Insert(static_cast<int32_t>(slot.key >> 32), static_cast<int32_t>(slot.key & 0xFFFFFFFF), slot.merge);
+    }
+  }
+}
+
+void MergeTable::Insert(int32_t left, int32_t right, Merge merge) {
+  if ((size_ + 1) * 2 > slots_.size()) Grow();
+  const uint64_t key = Key(left, right);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Mix(key) & mask;; i = (i + 1) & mask) {
+    if (slots_[i].key == key) {
+      slots_[i].merge = merge;
+      return;
+    }
+    if (slots_[i].key == ~uint64_t{0}) {
+      slots_[i] = Slot{key, merge};
+      ++size_;
+      return;
+    }
+  }
+}
+
+const MergeTable::Merge* MergeTable::Find(int32_t left, int32_t right) const {
+  if (size_ == 0) return nullptr;
+  const uint64_t key = Key(left, right);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Mix(key) & mask;; i = (i + 1) & mask) {
+    if (slots_[i].key == key) return &slots_[i].merge;
+    if (slots_[i].key == ~uint64_t{0}) return nullptr;
+  }
+}
+
+// Sharded word -> ids cache for words shorter than kMaxWordBytes; it stops
+// growing at kCapacity entries (no eviction), like the crate's cache.
+class BpeModel::WordCache {
+ public:
+  static constexpr size_t kMaxWordBytes = 256;
+  static constexpr size_t kCapacity = 10000;
+
+  bool Lookup(std::string_view word, std::vector<int32_t>* ids) {
+    Shard& shard = ShardFor(word);
+    std::shared_lock lock(shard.mutex);
+    const auto it = shard.entries.find(word);
+    if (it == shard.entries.end()) return false;
+    ids->insert(ids->end(), it->second.begin(), it->second.end());
+    return true;
+  }
+  void Insert(std::string_view word, std::vector<int32_t> ids) {
+    Shard& shard = ShardFor(word);
+    std::unique_lock lock(shard.mutex);
+    if (shard.entries.size() >= kCapacity / kShards) return;
+    shard.entries.emplace(std::string(word), std::move(ids));
+  }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Shard {
+    std::shared_mutex mutex;
+    StringMap<std::vector<int32_t>> entries;
+  };
+  Shard& ShardFor(std::string_view word) { return shards_[StringViewHash()(word) % kShards]; }
+  std::array<Shard, kShards> shards_;
+};
+
+BpeModel::BpeModel() : cache_(std::make_unique<WordCache>()) {}
+BpeModel::~BpeModel() = default;
+BpeModel::BpeModel(BpeModel&&) noexcept = default;
+BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
 
 Result<BpeModel> BpeModel::FromJson(const json& model) {
   if (!model.is_object()) return InvalidArgument("model must be an object");
@@ -112,7 +198,6 @@ Result<BpeModel> BpeModel::Build(StringMap<int32_t> vocab,
   }
 
   const size_t prefix_len = options.continuing_subword_prefix.size();
-  bpe.merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
     const auto a_it = vocab.find(a);
@@ -132,7 +217,7 @@ Result<BpeModel> BpeModel::Build(StringMap<int32_t> vocab,
                              "\", which is not in the vocabulary");
     }
     // A repeated pair keeps its last rank, as the tokenizers crate's map does.
-    bpe.merges_[PairKey(a_it->second, b_it->second)] = Merge{static_cast<uint32_t>(rank), m_it->second};
+    bpe.merges_.Insert(a_it->second, b_it->second, MergeTable::Merge{static_cast<uint32_t>(rank), m_it->second});
   }
 
   bpe.byte_ids_.assign(256, -1);
@@ -166,6 +251,15 @@ Status BpeModel::Tokenize(std::string_view word, std::vector<int32_t>* ids) cons
       return Status::Ok();
     }
   }
+  if (word.size() >= WordCache::kMaxWordBytes) return TokenizeUncached(word, ids);
+  if (cache_->Lookup(word, ids)) return Status::Ok();
+  const size_t start = ids->size();
+  LSERVE_RETURN_IF_ERROR(TokenizeUncached(word, ids));
+  cache_->Insert(word, std::vector<int32_t>(ids->begin() + static_cast<std::ptrdiff_t>(start), ids->end()));
+  return Status::Ok();
+}
+
+Status BpeModel::TokenizeUncached(std::string_view word, std::vector<int32_t>* ids) const {
   std::vector<int32_t> symbols;
   std::vector<uint32_t> lens;
   symbols.reserve(word.size());
@@ -268,9 +362,7 @@ void BpeModel::MergeWord(std::vector<int32_t>* symbol_ids, std::vector<uint32_t>
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   for (int64_t k = 0; k + 1 < n; ++k) {
-    if (const auto it = merges_.find(PairKey(c[k], c[k + 1])); it != merges_.end()) {
-      queue.push({it->second.rank, k, it->second.new_id});
-    }
+    if (const MergeTable::Merge* m = merges_.Find(c[k], c[k + 1])) queue.push({m->rank, k, m->new_id});
   }
   while (!queue.empty()) {
     const Candidate top = queue.top();
@@ -278,8 +370,8 @@ void BpeModel::MergeWord(std::vector<int32_t>* symbol_ids, std::vector<uint32_t>
     const int64_t pos = top.pos;
     if (len[pos] == 0 || next[pos] == -1) continue;
     const int64_t right = next[pos];
-    const auto it = merges_.find(PairKey(c[pos], c[right]));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;
+    const MergeTable::Merge* current = merges_.Find(c[pos], c[right]);
+    if (current == nullptr || current->new_id != top.new_id) continue;
     c[pos] = top.new_id;
     len[pos] += len[right];
     next[pos] = next[right];
@@ -287,14 +379,10 @@ void BpeModel::MergeWord(std::vector<int32_t>* symbol_ids, std::vector<uint32_t>
     if (next[right] >= 0) prev[next[right]] = pos;
     if (prev[pos] >= 0) {
       const int64_t p = prev[pos];
-      if (const auto m = merges_.find(PairKey(c[p], c[pos])); m != merges_.end()) {
-        queue.push({m->second.rank, p, m->second.new_id});
-      }
+      if (const MergeTable::Merge* m = merges_.Find(c[p], c[pos])) queue.push({m->rank, p, m->new_id});
     }
     if (next[pos] >= 0) {
-      if (const auto m = merges_.find(PairKey(c[pos], c[next[pos]])); m != merges_.end()) {
-        queue.push({m->second.rank, pos, m->second.new_id});
-      }
+      if (const MergeTable::Merge* m = merges_.Find(c[pos], c[next[pos]])) queue.push({m->rank, pos, m->new_id});
     }
   }
 }

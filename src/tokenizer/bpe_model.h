@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,8 +42,40 @@ struct BpeOptions {
   bool ignore_merges = false;
 };
 
+// Merge ranks keyed by the (left id, right id) pair: an open-addressing
+// table (the merge lookup is the innermost step of BPE).
+class MergeTable {
+ public:
+  struct Merge {
+    uint32_t rank;
+    int32_t new_id;
+  };
+  // Later inserts of the same pair replace earlier ones.
+  void Insert(int32_t left, int32_t right, Merge merge);
+  const Merge* Find(int32_t left, int32_t right) const;
+  bool empty() const { return size_ == 0; }
+
+ private:
+  static uint64_t Key(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+  static uint64_t Mix(uint64_t x);
+  void Grow();
+  struct Slot {
+    uint64_t key = ~uint64_t{0};  // empty (no pair of two ids of -1 exists)
+    Merge merge{};
+  };
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 class BpeModel {
  public:
+  BpeModel();
+  ~BpeModel();
+  BpeModel(BpeModel&&) noexcept;
+  BpeModel& operator=(BpeModel&&) noexcept;
+
   // From the "model" object of tokenizer.json (type BPE; merges as "a b"
   // strings or [a, b] pairs). Merges naming tokens outside the vocabulary,
   // duplicate ids, ids >= kMaxTokenId and dropout > 0 are errors.
@@ -66,19 +99,17 @@ class BpeModel {
   const StringMap<int32_t>& vocab() const { return vocab_; }
 
  private:
-  struct Merge {
-    uint32_t rank;
-    int32_t new_id;
-  };
-  static uint64_t PairKey(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-  }
+  class WordCache;
+  Status TokenizeUncached(std::string_view word, std::vector<int32_t>* ids) const;
   void MergeWord(std::vector<int32_t>* symbol_ids, std::vector<uint32_t>* symbol_lens) const;
 
   StringMap<int32_t> vocab_;
   std::vector<std::string> id_to_token_;
   std::vector<bool> id_present_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  MergeTable merges_;
+  // Results for short words (as the crate caches them); results are
+  // deterministic, so the cache only saves time.
+  std::unique_ptr<WordCache> cache_;
   std::vector<int32_t> byte_ids_;  // id of "<0xXX>" per byte, -1 when absent
   BpeOptions options_;
 };

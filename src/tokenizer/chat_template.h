@@ -33,8 +33,8 @@ struct ChatTemplateLimits {
   size_t max_output_bytes = 4u << 20;       // rendered text
   int max_depth = 64;                       // nested macro calls while rendering
   int max_nesting = 128;                    // nested blocks and expressions in the source
-  uint64_t max_steps = 2'000'000;           // instruction budget of one render
-  uint64_t max_loop_iterations = 1'000'000; // all loop iterations of one render
+  uint64_t max_steps = 1'000'000;           // instruction budget of one render
+  uint64_t max_loop_iterations = 250'000; // all loop iterations of one render
   std::chrono::milliseconds max_wall_time{100};
   size_t max_value_bytes = 16u << 20;       // any one string or list built by the template
   size_t max_total_bytes = 256u << 20;      // all strings and lists built by one render

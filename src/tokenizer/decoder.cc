@@ -4,6 +4,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_util.h"
 #include "tokenizer/normalizer.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 
@@ -61,15 +62,7 @@ class ReplaceDecoder final : public Decoder {
       // A literal or a compiled pattern on one token: cannot exhaust limits
       // in practice; on failure the token is left as is.
       if (!pattern_.FindAll(t, &matches).ok() || matches.empty()) continue;
-      std::string out;
-      size_t last = 0;
-      for (const MatchSpan& m : matches) {
-        out.append(t, last, m.start - last);
-        out += content_;
-        last = m.end;
-      }
-      out.append(t, last, std::string::npos);
-      t = std::move(out);
+      t = ReplaceMatches(t, matches, content_);
     }
   }
 
@@ -219,18 +212,8 @@ Result<std::unique_ptr<Decoder>> ParseDecoder(const json& spec, DecoderTraits* t
   }
   if (type == "Metaspace") {
     LSERVE_ASSIGN_OR_RETURN(char32_t replacement, json_util::GetChar(spec, "replacement", where));
-    bool drop_in_first = true;
-    if (const json* v = json_util::Find(spec, "prepend_scheme")) {
-      if (!v->is_string()) return json_util::TypeError(where, "prepend_scheme", "a string");
-      const std::string scheme = v->get<std::string>();
-      if (scheme != "first" && scheme != "never" && scheme != "always") {
-        return json_util::TypeError(where, "prepend_scheme", "one of first, never, always");
-      }
-      drop_in_first = scheme != "never";
-    }
-    if (const json* v = json_util::Find(spec, "add_prefix_space"); v != nullptr && v->is_boolean() && !v->get<bool>()) {
-      drop_in_first = false;
-    }
+    LSERVE_ASSIGN_OR_RETURN(PrependScheme scheme, ParsePrependScheme(spec, where));
+    const bool drop_in_first = scheme != PrependScheme::kNever;
     return std::unique_ptr<Decoder>(new MetaspaceDecoder(replacement, drop_in_first));
   }
   if (type == "Replace") {

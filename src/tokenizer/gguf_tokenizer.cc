@@ -35,7 +35,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
 constexpr int32_t kTokenTypeControl = 3;
 constexpr int32_t kTokenTypeUserDefined = 4;
 // generate_merges tries every split of every piece (quadratic in its
@@ -43,10 +42,6 @@ constexpr int32_t kTokenTypeUserDefined = 4;
 // max_piece_length is 16.
 constexpr size_t kMaxMergedPieceCodePoints = 64;
 
-constexpr std::string_view kLlama3Split =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr std::string_view kQwen2Split =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kTekkenSplit =
     R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kGpt4oSplit =
@@ -59,13 +54,13 @@ struct PreTokenizerName {
   std::string_view name;
   std::string_view pattern;
 };
-constexpr PreTokenizerName kPreTokenizers[] = {
+const PreTokenizerName kPreTokenizers[] = {
     {"default", ""},          {"gpt2", ""},           {"smollm", ""},          {"starcoder", ""},
     {"refact", ""},           {"olmo", ""},           {"command-r", ""},       {"codeshell", ""},
-    {"llama3", kLlama3Split}, {"llama-v3", kLlama3Split}, {"llama-bpe", kLlama3Split},
-    {"falcon3", kLlama3Split}, {"pixtral", kLlama3Split}, {"dbrx", kLlama3Split},
-    {"smaug-bpe", kLlama3Split}, {"tekken", kTekkenSplit}, {"qwen2", kQwen2Split},
-    {"deepseek-r1-qwen", kQwen2Split}, {"megrez", kQwen2Split}, {"gpt-4o", kGpt4oSplit},
+    {"llama3", kLlama3SplitPattern}, {"llama-v3", kLlama3SplitPattern}, {"llama-bpe", kLlama3SplitPattern},
+    {"falcon3", kLlama3SplitPattern}, {"pixtral", kLlama3SplitPattern}, {"dbrx", kLlama3SplitPattern},
+    {"smaug-bpe", kLlama3SplitPattern}, {"tekken", kTekkenSplit}, {"qwen2", kQwen2SplitPattern},
+    {"deepseek-r1-qwen", kQwen2SplitPattern}, {"megrez", kQwen2SplitPattern}, {"gpt-4o", kGpt4oSplit},
     {"llama4", kGpt4oSplit},
 };
 
@@ -234,29 +229,11 @@ Result<Tokenizer> Tokenizer::FromGguf(const GgufFile& file) {
   plan.model = std::move(model).value();
   json& doc = plan.tokenizer;
   doc = json::object();
-  doc["normalizer"] = nullptr;
   doc["added_tokens"] = json::array();
-  const std::string meta(kMetaspace);
-  if (byte_level_vocab) {
-    doc["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-    doc["decoder"] = {{"type", "ByteLevel"}};
-  } else {
-    doc["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", meta}, {"prepend_scheme", "first"},
-                            {"split", false}};
-    doc["decoder"] = {{"type", "Sequence"},
-                      {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", meta}}}, {"content", " "}},
-                                                {{"type", "ByteFallback"}},
-                                                {{"type", "Fuse"}},
-                                                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
-  }
-  if (!pre_entry->pattern.empty()) {
-    doc["pre_tokenizer"] = {
-        {"type", "Sequence"},
-        {"pretokenizers",
-         json::array({{{"type", "Split"}, {"pattern", {{"Regex", std::string(pre_entry->pattern)}}},
-                       {"behavior", "Isolated"}, {"invert", false}},
-                      {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
-  }
+  // GPT2Tokenizer / LlamaTokenizer built with their defaults.
+  SetClassComponents(byte_level_vocab ? TokenizerClass::kGpt2 : TokenizerClass::kLlama,
+                     /*add_prefix_space=*/!byte_level_vocab, /*legacy=*/false, &doc);
+  if (!pre_entry->pattern.empty()) doc["pre_tokenizer"] = SplitThenByteLevel(pre_entry->pattern, false);
 
   // Added tokens, in the order transformers adds them.
   std::vector<std::string> added_contents;

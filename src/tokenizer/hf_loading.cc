@@ -29,10 +29,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
-constexpr std::string_view kQwen2Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-enum class TokenizerClass { kBackend, kLlama, kGpt2, kQwen2 };
 
 std::string StripFast(std::string name) {
   if (name.size() > 4 && name.compare(name.size() - 4, 4, "Fast") == 0) name.resize(name.size() - 4);
@@ -83,12 +79,17 @@ TokenizerClass ChooseClass(const json& tokenizer, const json& config, std::strin
   } else if (hub.empty() && !registered.empty()) {
     chosen = registered;
   }
-  *name = chosen.empty() || chosen == "PreTrainedTokenizer" || chosen == "PreTrainedTokenizerFast"
-              ? "TokenizersBackend"
-              : chosen;
+  *name = chosen;
   if (chosen == "LlamaTokenizer") return TokenizerClass::kLlama;
   if (chosen == "GPT2Tokenizer") return TokenizerClass::kGpt2;
   if (chosen == "Qwen2Tokenizer") return TokenizerClass::kQwen2;
+  if (chosen.empty() || chosen == "TokenizersBackend" || chosen == "PreTrainedTokenizer" ||
+      chosen == "PreTrainedTokenizerFast") {
+    *name = "TokenizersBackend";
+  } else {
+    // A class whose own __init__ is not modelled: its tokenizer.json is used as is.
+    *name = "TokenizersBackend (" + chosen + " not modelled)";
+  }
   return TokenizerClass::kBackend;
 }
 
@@ -143,45 +144,11 @@ Status RebuildForClass(TokenizerClass cls, const json& config, json* tokenizer) 
   LSERVE_ASSIGN_OR_RETURN(json model, RebuiltModel(*tokenizer, cls));
   (*tokenizer)["model"] = std::move(model);
   (*tokenizer)["added_tokens"] = json::array();
-  const std::string meta(kMetaspace);
-  switch (cls) {
-    case TokenizerClass::kLlama: {
-      LSERVE_ASSIGN_OR_RETURN(bool add_prefix_space, ConfigBool(config, "add_prefix_space", true));
-      LSERVE_ASSIGN_OR_RETURN(bool legacy, ConfigBool(config, "legacy", false));
-      const char* scheme = !add_prefix_space ? "never" : legacy ? "always" : "first";
-      (*tokenizer)["normalizer"] = nullptr;
-      (*tokenizer)["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", meta},
-                                       {"prepend_scheme", scheme}, {"split", false}};
-      json decoders = json::array();
-      decoders.push_back({{"type", "Replace"}, {"pattern", {{"String", meta}}}, {"content", " "}});
-      decoders.push_back({{"type", "ByteFallback"}});
-      decoders.push_back({{"type", "Fuse"}});
-      if (add_prefix_space) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
-      (*tokenizer)["decoder"] = {{"type", "Sequence"}, {"decoders", decoders}};
-      break;
-    }
-    case TokenizerClass::kGpt2: {
-      LSERVE_ASSIGN_OR_RETURN(bool add_prefix_space, ConfigBool(config, "add_prefix_space", false));
-      (*tokenizer)["normalizer"] = nullptr;
-      (*tokenizer)["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space},
-                                       {"trim_offsets", true}, {"use_regex", true}};
-      (*tokenizer)["decoder"] = {{"type", "ByteLevel"}};
-      break;
-    }
-    case TokenizerClass::kQwen2: {
-      LSERVE_ASSIGN_OR_RETURN(bool add_prefix_space, ConfigBool(config, "add_prefix_space", false));
-      (*tokenizer)["normalizer"] = {{"type", "NFC"}};
-      json steps = json::array();
-      steps.push_back({{"type", "Split"}, {"pattern", {{"Regex", std::string(kQwen2Pattern)}}},
-                       {"behavior", "Isolated"}, {"invert", false}});
-      steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"use_regex", false}});
-      (*tokenizer)["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", steps}};
-      (*tokenizer)["decoder"] = {{"type", "ByteLevel"}};
-      break;
-    }
-    case TokenizerClass::kBackend:
-      break;
-  }
+  // LlamaTokenizer prepends a space unless told otherwise; the others do not.
+  LSERVE_ASSIGN_OR_RETURN(bool add_prefix_space,
+                          ConfigBool(config, "add_prefix_space", cls == TokenizerClass::kLlama));
+  LSERVE_ASSIGN_OR_RETURN(bool legacy, ConfigBool(config, "legacy", false));
+  SetClassComponents(cls, add_prefix_space, legacy, tokenizer);
   return Status::Ok();
 }
 
@@ -215,6 +182,52 @@ void ClassDefaults(TokenizerClass cls, std::vector<std::pair<std::string, json>>
 }
 
 }  // namespace
+
+const std::string_view kLlama3SplitPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const std::string_view kQwen2SplitPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+json SplitThenByteLevel(std::string_view pattern, bool add_prefix_space) {
+  json steps = json::array();
+  steps.push_back({{"type", "Split"}, {"pattern", {{"Regex", std::string(pattern)}}}, {"behavior", "Isolated"},
+                   {"invert", false}});
+  steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"use_regex", false}});
+  return {{"type", "Sequence"}, {"pretokenizers", steps}};
+}
+
+void SetClassComponents(TokenizerClass cls, bool add_prefix_space, bool legacy, json* doc) {
+  const std::string meta(kMetaspace);
+  switch (cls) {
+    case TokenizerClass::kLlama: {
+      // _get_prepend_scheme(): "first" unless legacy.
+      const char* scheme = !add_prefix_space ? "never" : legacy ? "always" : "first";
+      (*doc)["normalizer"] = nullptr;
+      (*doc)["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", meta}, {"prepend_scheme", scheme},
+                                 {"split", false}};
+      json decoders = json::array();
+      decoders.push_back({{"type", "Replace"}, {"pattern", {{"String", meta}}}, {"content", " "}});
+      decoders.push_back({{"type", "ByteFallback"}});
+      decoders.push_back({{"type", "Fuse"}});
+      if (add_prefix_space) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
+      (*doc)["decoder"] = {{"type", "Sequence"}, {"decoders", decoders}};
+      break;
+    }
+    case TokenizerClass::kGpt2:
+      (*doc)["normalizer"] = nullptr;
+      (*doc)["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space},
+                                 {"trim_offsets", true}, {"use_regex", true}};
+      (*doc)["decoder"] = {{"type", "ByteLevel"}};
+      break;
+    case TokenizerClass::kQwen2:
+      (*doc)["normalizer"] = {{"type", "NFC"}};
+      (*doc)["pre_tokenizer"] = SplitThenByteLevel(kQwen2SplitPattern, add_prefix_space);
+      (*doc)["decoder"] = {{"type", "ByteLevel"}};
+      break;
+    case TokenizerClass::kBackend:
+      break;
+  }
+}
 
 Result<TransformersLoadPlan> PlanHfLoad(json tokenizer, const json& config, std::string_view model_type) {
   if (!tokenizer.is_object()) return InvalidArgument("tokenizer.json must be a JSON object");

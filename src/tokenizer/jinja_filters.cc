@@ -246,7 +246,10 @@ Result<Value> SelectOrReject(Renderer& r, const Value& subject, const CallArgs& 
                                 args.positional.end());
     test_args.keywords = args.keywords;
   }
-  LSERVE_ASSIGN_OR_RETURN(std::vector<Value> items, r.Iterate(subject));
+  std::vector<Value> items;
+  if (Truthy(subject)) {  // jinja2: `if seq: for item in seq: ...`
+    LSERVE_ASSIGN_OR_RETURN(items, r.Iterate(subject));
+  }
   std::vector<Value> kept;
   for (Value& item : items) {
     LSERVE_RETURN_IF_ERROR(r.Step());
@@ -445,7 +448,7 @@ Result<Value> FilterImpl(Renderer& r, std::string_view name, const Value& v, con
   if (name == "last") {
     LSERVE_RETURN_IF_ERROR(bind({}, 0));
     if (v.is_undefined()) return Value::Undefined("No last item, sequence was empty.");
-    if (!v.is_string() && !v.is_dict() && !(v.is_sequence() && (v.is_list() || v.is_tuple()))) {
+    if (!v.is_string() && !v.is_dict() && !v.is_indexable_sequence()) {
       return r.Error("'" + std::string(TypeName(v)) + "' object is not reversible");
     }
     LSERVE_ASSIGN_OR_RETURN(std::vector<Value> items, r.Iterate(v));
@@ -489,7 +492,10 @@ Result<Value> FilterImpl(Renderer& r, std::string_view name, const Value& v, con
         indention = std::string(static_cast<size_t>(std::max<int64_t>(0, width)), ' ');
       }
     }
-    std::string s = PyStr(v);
+    if (!v.is_string()) {  // jinja2 appends "\n" to the value itself
+      return r.Error("unsupported operand type(s) for +=: '" + std::string(TypeName(v)) + "' and 'str'");
+    }
+    const std::string& s = v.str();
     LSERVE_RETURN_IF_ERROR(r.ChargeBytes(s.size() + indention.size() * (1 + std::count(s.begin(), s.end(), '\n'))));
     return str_result(Indent(s, indention, Given(p, 1) && Truthy(Arg(p, 1)), Given(p, 2) && Truthy(Arg(p, 2))));
   }
@@ -575,7 +581,10 @@ Result<Value> FilterImpl(Renderer& r, std::string_view name, const Value& v, con
     return str_result(PyStrip(PyStr(v), StripSide::kBoth, chars ? &*chars : nullptr));
   }
   if (name == "map") {
-    LSERVE_ASSIGN_OR_RETURN(std::vector<Value> items, r.Iterate(v));
+    std::vector<Value> items;
+    if (Truthy(v)) {  // jinja2: `if value: for item in value: ...`
+      LSERVE_ASSIGN_OR_RETURN(items, r.Iterate(v));
+    }
     std::vector<Value> out;
     out.reserve(items.size());
     if (args.positional.empty() && args.Keyword("attribute") != nullptr) {
@@ -782,7 +791,7 @@ Result<bool> TestImpl(Renderer& r, std::string_view name, const Value& v, const 
   }
   if (name == "sequence") {
     LSERVE_RETURN_IF_ERROR(no_args());
-    return v.is_string() || v.is_list() || v.is_tuple() || v.is_dict() || v.is_undefined();
+    return v.is_string() || v.is_indexable_sequence() || v.is_dict() || v.is_undefined();
   }
   if (name == "callable") {
     LSERVE_RETURN_IF_ERROR(no_args());

@@ -102,6 +102,27 @@ bool IsListOrTuple(const Value& v) {
   return v.is_sequence() && (v.seq().kind == SequenceKind::kList || v.seq().kind == SequenceKind::kTuple);
 }
 
+// Python's range slicing: r[i:j:k] is again a range.
+Value SliceRange(const Sequence& r, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step) {
+  const int64_t n = static_cast<int64_t>(r.items.size());
+  int64_t lower = step > 0 ? 0 : -1;
+  int64_t upper = step > 0 ? n : n - 1;
+  auto clamp = [&](std::optional<int64_t> v, int64_t fallback) {
+    if (!v) return fallback;
+    int64_t x = *v;
+    if (x < 0) {
+      x += n;
+      if (x < lower) x = lower;
+    } else if (x > upper) {
+      x = upper;
+    }
+    return x;
+  };
+  int64_t s = clamp(start, step < 0 ? upper : lower);
+  int64_t e = clamp(stop, step < 0 ? lower : upper);
+  return Value::Range(r.range_start + s * r.range_step, r.range_start + e * r.range_step, r.range_step * step);
+}
+
 // Python's slice.indices() followed by the index walk.
 std::vector<size_t> SliceIndices(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
                                  int64_t step) {
@@ -741,9 +762,11 @@ Result<Value> Renderer::EvalBinary(BinaryOp op, const Value& a, const Value& b) 
       }
       if (seq->is_string()) {
         LSERVE_RETURN_IF_ERROR(ChargeBytes(unit * static_cast<size_t>(n)));
+        const size_t total = unit * static_cast<size_t>(n);
         std::string s;
-        s.reserve(unit * static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) s.append(seq->str());
+        s.reserve(total);
+        if (total > 0) s.append(seq->str());
+        while (s.size() < total) s.append(s, 0, std::min(s.size(), total - s.size()));  // doubling copies
         return Value::String(std::move(s));
       }
       std::vector<Value> items;
@@ -912,7 +935,7 @@ Result<Value> Renderer::GetItem(const Value& obj, const Value& key) {
       if (const Value* v = obj.dict().Find(key)) return *v;
       break;
     case Value::Kind::kSequence:
-      if (key.is_integral() && IsListOrTuple(obj)) {
+      if (key.is_integral() && obj.is_indexable_sequence()) {
         int64_t n = static_cast<int64_t>(obj.items().size());
         int64_t i = key.int_value();
         if (i < 0) i += n;
@@ -977,6 +1000,11 @@ Result<Value> Renderer::Slice(const Value& obj, const Value& start, const Value&
     }
     return MakeString(std::move(out));
   }
+  if (obj.is_range()) {
+    Value sliced = SliceRange(obj.seq(), s, e, stride);
+    LSERVE_RETURN_IF_ERROR(ChargeBytes(sliced.items().size() * sizeof(Value)));
+    return sliced;
+  }
   if (IsListOrTuple(obj)) {
     std::vector<Value> items;
     for (size_t i : SliceIndices(static_cast<int64_t>(obj.items().size()), s, e, stride)) {
@@ -984,7 +1012,10 @@ Result<Value> Renderer::Slice(const Value& obj, const Value& start, const Value&
     }
     return MakeList(std::move(items), obj.seq().kind);
   }
-  return MissingElement(obj, "slice(" + PyRepr(start) + ", " + PyRepr(stop) + ", " + PyRepr(step) + ")");
+  // jinja2 compiles slices to plain Python subscription, bypassing the
+  // environment's getitem: other objects raise instead of going undefined.
+  if (obj.is_dict()) return Error("unhashable type: 'slice'");
+  return Error("'" + std::string(TypeName(obj)) + "' object is not subscriptable");
 }
 
 Result<Value> Renderer::LoopAttribute(const Value& loop_value, std::string_view name) {

@@ -26,8 +26,8 @@ namespace lserve::jinja {
 struct RenderLimits {
   size_t max_output_bytes = 4u << 20;
   int max_call_depth = 64;                  // nested macro / caller calls
-  uint64_t max_steps = 2'000'000;           // evaluated nodes, executed statements, items processed
-  uint64_t max_loop_iterations = 1'000'000; // for-loop iterations, all loops together
+  uint64_t max_steps = 1'000'000;           // evaluated nodes, executed statements, items processed
+  uint64_t max_loop_iterations = 250'000; // for-loop iterations, all loops together
   std::chrono::milliseconds max_wall_time{100};
   size_t max_value_bytes = 16u << 20;       // any one string or list built while rendering
   size_t max_total_bytes = 256u << 20;      // all strings and lists built while rendering

@@ -15,7 +15,7 @@ namespace {
 using Params = std::vector<std::optional<Value>>;
 
 constexpr std::string_view kStrMethods[] = {
-    "capitalize", "casefold", "center", "count", "endswith", "find", "format", "index", "isalnum", "isalpha",
+    "capitalize", "casefold", "center", "count", "endswith", "expandtabs", "find", "format", "index", "isalnum", "isalpha",
     "isascii", "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "join", "ljust",
     "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust",
     "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper",
@@ -213,7 +213,7 @@ Result<std::string> FormatWithSpec(Renderer& r, const Value& v, const std::strin
   int64_t width = 0;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
     width = width * 10 + (s[i++] - '0');
-    if (width > 100000) return r.Error("format width too large");
+    if (width > 100000) return ResourceExhausted("chat template format width too large");
   }
   char grouping = 0;
   if (i < s.size() && (s[i] == ',' || s[i] == '_')) grouping = static_cast<char>(s[i++]);
@@ -223,7 +223,7 @@ Result<std::string> FormatWithSpec(Renderer& r, const Value& v, const std::strin
     precision = 0;
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
       precision = precision * 10 + (s[i++] - '0');
-      if (precision > 1000) return r.Error("format precision too large");
+      if (precision > 1000) return ResourceExhausted("chat template format precision too large");
     }
   }
   char type = 0;
@@ -573,6 +573,28 @@ Result<Value> StrMethod(Renderer& r, const std::string& s, std::string_view name
     return str_result(std::move(out));
   }
   if (name == "format") return StrFormat(r, s, args);
+  if (name == "expandtabs") {
+    LSERVE_RETURN_IF_ERROR(bind({"tabsize"}, 0));
+    int64_t tabsize = 8;
+    if (Given(p, 0)) {
+      LSERVE_ASSIGN_OR_RETURN(tabsize, IntArg(r, *p[0], "tabsize"));
+    }
+    if (tabsize > 1024) return r.Error("tabsize too large");
+    std::u32string out;
+    int64_t column = 0;
+    for (char32_t c : DecodeCodePoints(s)) {
+      if (c == '\t') {
+        int64_t spaces = tabsize > 0 ? tabsize - column % tabsize : 0;
+        out.append(static_cast<size_t>(spaces), U' ');
+        column += spaces;
+      } else {
+        out.push_back(c);
+        column = (c == '\n' || c == '\r') ? 0 : column + 1;
+      }
+      if (out.size() > r.limits().max_value_bytes) return r.ChargeBytes(out.size());
+    }
+    return str_result(EncodeCodePoints(out));
+  }
   if (name == "isalnum" || name == "isalpha" || name == "isascii" || name == "isdecimal" || name == "isdigit" ||
       name == "islower" || name == "isnumeric" || name == "isspace" || name == "istitle" || name == "isupper") {
     LSERVE_RETURN_IF_ERROR(bind({}, 0));
@@ -709,8 +731,6 @@ Result<Dict> BuildDict(Renderer& r, const CallArgs& args, std::string_view funct
     const Value& source = args.positional[0];
     if (source.is_dict()) {
       d = source.dict();
-    } else if (source.is_namespace()) {
-      d = source.ns().attrs;
     } else {
       LSERVE_ASSIGN_OR_RETURN(std::vector<Value> pairs, r.Iterate(source));
       for (size_t i = 0; i < pairs.size(); ++i) {
@@ -783,7 +803,9 @@ MethodSafety ClassifyMethod(const Value& receiver, std::string_view name) {
         if (In(kListSafe, name)) return MethodSafety::kSafe;
         return In(kListUnsafe, name) ? MethodSafety::kUnsafe : MethodSafety::kNotAMethod;
       }
-      if (receiver.is_tuple()) return (name == "count" || name == "index") ? MethodSafety::kSafe : MethodSafety::kNotAMethod;
+      if (receiver.is_tuple() || receiver.is_range()) {
+        return (name == "count" || name == "index") ? MethodSafety::kSafe : MethodSafety::kNotAMethod;
+      }
       return MethodSafety::kNotAMethod;
     default: return MethodSafety::kNotAMethod;
   }
@@ -830,10 +852,8 @@ Result<Value> CallGlobalFunction(Renderer& r, const Callable& fn, const CallArgs
       if (length > kMaxRange) {
         return ResourceExhausted("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
       }
-      std::vector<Value> items;
-      items.reserve(static_cast<size_t>(length));
-      for (__int128 i = 0; i < length; ++i) items.push_back(Value::Int(static_cast<int64_t>(start + i * step)));
-      return r.MakeList(std::move(items));
+      LSERVE_RETURN_IF_ERROR(r.ChargeBytes(static_cast<size_t>(length) * sizeof(Value)));
+      return Value::Range(start, stop, step);
     }
     case BuiltinFunction::kNamespace: {
       LSERVE_ASSIGN_OR_RETURN(Dict attrs, BuildDict(r, args, "namespace"));
@@ -940,11 +960,16 @@ Result<Value> PercentFormat(Renderer& r, const std::string& format, const Value&
     if (i < format.size() && format[i] == '*') {
       LSERVE_ASSIGN_OR_RETURN(Value w, take());
       LSERVE_ASSIGN_OR_RETURN(width, IntArg(r, w, "* wants int"));
+      if (width > 100000 || width < -100000) return ResourceExhausted("chat template format width too large");
+      if (width < 0) {
+        flags.push_back('-');
+        width = -width;
+      }
       ++i;
     } else {
       while (i < format.size() && format[i] >= '0' && format[i] <= '9') {
         width = std::max<int64_t>(width, 0) * 10 + (format[i++] - '0');
-        if (width > 100000) return r.Error("format width too large");
+        if (width > 100000) return ResourceExhausted("chat template format width too large");
       }
     }
     int64_t precision = -1;
@@ -954,11 +979,12 @@ Result<Value> PercentFormat(Renderer& r, const std::string& format, const Value&
       if (i < format.size() && format[i] == '*') {
         LSERVE_ASSIGN_OR_RETURN(Value pr, take());
         LSERVE_ASSIGN_OR_RETURN(precision, IntArg(r, pr, "* wants int"));
+        if (precision > 1000) return ResourceExhausted("chat template format precision too large");
         ++i;
       } else {
         while (i < format.size() && format[i] >= '0' && format[i] <= '9') {
           precision = precision * 10 + (format[i++] - '0');
-          if (precision > 1000) return r.Error("format precision too large");
+          if (precision > 1000) return ResourceExhausted("chat template format precision too large");
         }
       }
     }
@@ -1054,7 +1080,10 @@ Result<Value> PercentFormat(Renderer& r, const std::string& format, const Value&
     out += piece;
     if (out.size() > r.limits().max_value_bytes) return r.ChargeBytes(out.size());
   }
-  if (!used_mapping && mapping == nullptr && next_arg < positional.size()) {
+  // CPython only complains about unused arguments when they are not a
+  // mapping-like object (anything subscriptable but a tuple or str).
+  const bool mapping_like = args.is_dict() || (args.is_sequence() && !args.is_tuple());
+  if (!used_mapping && !mapping_like && next_arg < positional.size()) {
     return r.Error("not all arguments converted during string formatting");
   }
   return r.MakeString(std::move(out));

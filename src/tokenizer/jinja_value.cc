@@ -23,6 +23,7 @@ std::string_view SequenceTypeName(SequenceKind kind) {
   switch (kind) {
     case SequenceKind::kList: return "list";
     case SequenceKind::kTuple: return "tuple";
+    case SequenceKind::kRange: return "range";
     case SequenceKind::kDictKeys: return "dict_keys";
     case SequenceKind::kDictValues: return "dict_values";
     case SequenceKind::kDictItems: return "dict_items";
@@ -33,6 +34,12 @@ std::string_view SequenceTypeName(SequenceKind kind) {
 void AppendRepr(const Value& v, std::string* out, int depth);
 
 void AppendSequenceRepr(const Sequence& seq, std::string* out, int depth) {
+  if (seq.kind == SequenceKind::kRange) {
+    out->append("range(" + std::to_string(seq.range_start) + ", " + std::to_string(seq.range_stop));
+    if (seq.range_step != 1) out->append(", " + std::to_string(seq.range_step));
+    out->push_back(')');
+    return;
+  }
   const bool is_tuple = seq.kind == SequenceKind::kTuple;
   const bool is_view = seq.kind != SequenceKind::kList && !is_tuple;
   if (is_view) {
@@ -151,6 +158,21 @@ Value Value::List(std::vector<Value> items, SequenceKind kind) {
   seq->items = std::move(items);
   seq->kind = kind;
   v.ptr_ = std::move(seq);
+  return v;
+}
+
+Value Value::Range(int64_t start, int64_t stop, int64_t step) {
+  std::vector<Value> items;
+  if (step > 0) {
+    for (int64_t i = start; i < stop; i += step) items.push_back(Value::Int(i));
+  } else if (step < 0) {
+    for (int64_t i = start; i > stop; i += step) items.push_back(Value::Int(i));
+  }
+  Value v = List(std::move(items), SequenceKind::kRange);
+  auto* seq = static_cast<Sequence*>(v.ptr_.get());
+  seq->range_start = start;
+  seq->range_stop = stop;
+  seq->range_step = step;
   return v;
 }
 

@@ -33,12 +33,15 @@ struct UndefinedInfo {
 
 // The flavours of Python sequences a template can meet; they differ only in
 // repr() and equality.
-enum class SequenceKind : uint8_t { kList, kTuple, kDictKeys, kDictValues, kDictItems };
+enum class SequenceKind : uint8_t { kList, kTuple, kRange, kDictKeys, kDictValues, kDictItems };
 
 struct Sequence {
   std::vector<Value> items;
   SequenceKind kind = SequenceKind::kList;
   int depth = 1;  // nesting depth of containers, >= 1
+  int64_t range_start = 0;  // kRange: range(start, stop, step), for repr()
+  int64_t range_stop = 0;
+  int64_t range_step = 1;
 };
 
 class Value {
@@ -56,6 +59,8 @@ class Value {
   static Value String(std::string s);
   static Value List(std::vector<Value> items, SequenceKind kind = SequenceKind::kList);
   static Value Tuple(std::vector<Value> items) { return List(std::move(items), SequenceKind::kTuple); }
+  // Python's range(start, stop, step), materialised (the sandbox caps its length).
+  static Value Range(int64_t start, int64_t stop, int64_t step);
   static Value FromDict(Dict dict);
   static Value FromNamespace(std::shared_ptr<Namespace> ns);
   static Value FromCallable(std::shared_ptr<Callable> callable);
@@ -75,6 +80,9 @@ class Value {
   bool is_sequence() const { return kind_ == Kind::kSequence; }
   bool is_list() const { return is_sequence() && seq().kind == SequenceKind::kList; }
   bool is_tuple() const { return is_sequence() && seq().kind == SequenceKind::kTuple; }
+  bool is_range() const { return is_sequence() && seq().kind == SequenceKind::kRange; }
+  // list, tuple or range: the sequences that support indexing and slicing
+  bool is_indexable_sequence() const { return is_list() || is_tuple() || is_range(); }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_callable() const { return kind_ == Kind::kCallable; }

@@ -98,7 +98,9 @@ inline Result<int32_t> AsTokenId(const json& v, int64_t limit, std::string_view 
 // The one character of a string field (Metaspace replacement, Strip content).
 // (nlohmann's parser only accepts well-formed UTF-8 strings.)
 inline Result<char32_t> GetChar(const json& obj, std::string_view key, std::string_view where) {
-  LSERVE_ASSIGN_OR_RETURN(std::string s, GetString(obj, key, where));
+  const json* v = Find(obj, key);
+  if (v == nullptr || !v->is_string()) return TypeError(where, key, "a single character");
+  const std::string& s = v->get_ref<const std::string&>();
   if (s.empty()) return TypeError(where, key, "a single character");
   size_t i = 0;
   const char32_t c = unicode::NextCodePoint(s, &i);

@@ -55,18 +55,9 @@ class ReplaceNormalizer final : public Normalizer {
     std::vector<MatchSpan> matches;
     LSERVE_RETURN_IF_ERROR(pattern_.FindAll(*text, &matches));
     if (matches.empty()) return Status::Ok();
-    std::string out;
-    out.reserve(text->size());
-    size_t last = 0;
-    for (const MatchSpan& m : matches) {
-      out.append(*text, last, m.start - last);
-      out += content_;
-      last = m.end;
-    }
-    out.append(*text, last, std::string::npos);
     // Deleting the first character moves the start off the original offset 0.
     if (content_.empty() && matches.front().start == 0 && matches.front().end > 0) *at_origin = false;
-    *text = std::move(out);
+    *text = ReplaceMatches(*text, matches, content_);
     return Status::Ok();
   }
 

@@ -75,7 +75,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   Status PreTokenize(std::vector<Piece>* pieces) const override {
     LSERVE_RETURN_IF_ERROR(SplitEach(pieces, [&](Piece* piece, std::vector<MatchSpan>* spans) {
       if (add_prefix_space_ && (piece->text.empty() || piece->text[0] != ' ')) {
-        piece->text.insert(0, " ");
+        piece->text = " " + piece->text;
       }
       if (!regex_) {
         spans->push_back({0, piece->text.size()});
@@ -141,8 +141,6 @@ std::unique_ptr<PreTokenizer> MakeCharSplit(Pred pred, SplitBehavior behavior) {
   return std::make_unique<CharSplitPreTokenizer<Pred>>(pred, behavior);
 }
 
-enum class PrependScheme { kFirst, kNever, kAlways };
-
 class MetaspacePreTokenizer final : public PreTokenizer {
  public:
   MetaspacePreTokenizer(char32_t replacement, PrependScheme scheme, bool split)
@@ -168,7 +166,7 @@ class MetaspacePreTokenizer final : public PreTokenizer {
       const bool starts_with_replacement = text.compare(0, replacement_utf8_.size(), replacement_utf8_) == 0;
       if (!starts_with_replacement &&
           (scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece->at_origin))) {
-        text.insert(0, replacement_utf8_);
+        text = replacement_utf8_ + text;
       }
       if (split_) {
         const char32_t r = replacement_;
@@ -219,8 +217,17 @@ Result<SplitBehavior> ParseBehavior(const json& spec, std::string_view where, Sp
 Result<std::unique_ptr<PreTokenizer>> ParseMetaspace(const json& spec) {
   constexpr std::string_view kWhere = "pre_tokenizer Metaspace";
   LSERVE_ASSIGN_OR_RETURN(char32_t replacement, json_util::GetChar(spec, "replacement", kWhere));
+  LSERVE_ASSIGN_OR_RETURN(PrependScheme scheme, ParsePrependScheme(spec, kWhere));
+  LSERVE_ASSIGN_OR_RETURN(bool split, json_util::GetBool(spec, "split", true, kWhere));
+  return std::unique_ptr<PreTokenizer>(new MetaspacePreTokenizer(replacement, scheme, split));
+}
+
+}  // namespace
+
+Result<PrependScheme> ParsePrependScheme(const json& spec, std::string_view where) {
   PrependScheme scheme = PrependScheme::kAlways;
-  if (const json* v = json_util::Find(spec, "prepend_scheme")) {
+  const json* v = json_util::Find(spec, "prepend_scheme");
+  if (v != nullptr) {
     const std::string name = v->is_string() ? v->get<std::string>() : "";
     if (name == "first") {
       scheme = PrependScheme::kFirst;
@@ -229,24 +236,21 @@ Result<std::unique_ptr<PreTokenizer>> ParseMetaspace(const json& spec) {
     } else if (name == "always") {
       scheme = PrependScheme::kAlways;
     } else {
-      return json_util::TypeError(kWhere, "prepend_scheme", "one of first, never, always");
+      return json_util::TypeError(where, "prepend_scheme", "one of first, never, always");
     }
   }
   // Files older than prepend_scheme say add_prefix_space instead.
-  if (const json* v = json_util::Find(spec, "add_prefix_space")) {
-    if (!v->is_boolean()) return json_util::TypeError(kWhere, "add_prefix_space", "a boolean");
-    if (!v->get<bool>()) {
-      if (scheme != PrependScheme::kNever && json_util::Find(spec, "prepend_scheme") != nullptr) {
-        return InvalidArgument("pre_tokenizer Metaspace: add_prefix_space does not match prepend_scheme");
+  if (const json* a = json_util::Find(spec, "add_prefix_space")) {
+    if (!a->is_boolean()) return json_util::TypeError(where, "add_prefix_space", "a boolean");
+    if (!a->get<bool>()) {
+      if (v != nullptr && scheme != PrependScheme::kNever) {
+        return InvalidArgument(std::string(where) + ": add_prefix_space does not match prepend_scheme");
       }
       scheme = PrependScheme::kNever;
     }
   }
-  LSERVE_ASSIGN_OR_RETURN(bool split, json_util::GetBool(spec, "split", true, kWhere));
-  return std::unique_ptr<PreTokenizer>(new MetaspacePreTokenizer(replacement, scheme, split));
+  return scheme;
 }
-
-}  // namespace
 
 std::vector<MatchSpan> SplitSpans(size_t text_size, const std::vector<MatchSpan>& matches,
                                   SplitBehavior behavior, bool invert) {

@@ -29,6 +29,11 @@ struct Piece {
 // How a split treats the delimiters it finds (SplitDelimiterBehavior).
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
+// Metaspace's prepend_scheme (shared by the pre-tokenizer and the decoder).
+enum class PrependScheme { kFirst, kNever, kAlways };
+// "prepend_scheme" of a Metaspace object, or the older "add_prefix_space".
+Result<PrependScheme> ParsePrependScheme(const nlohmann::json& spec, std::string_view where);
+
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;

@@ -187,6 +187,20 @@ Result<std::string> TranslateOnigurumaPattern(std::string_view p) {
   return out;
 }
 
+std::string ReplaceMatches(std::string_view text, const std::vector<MatchSpan>& matches,
+                           std::string_view content) {
+  std::string out;
+  out.reserve(text.size());
+  size_t last = 0;
+  for (const MatchSpan& m : matches) {
+    out.append(text.substr(last, m.start - last));
+    out.append(content);
+    last = m.end;
+  }
+  out.append(text.substr(last));
+  return out;
+}
+
 Result<Regex> Regex::Compile(std::string_view pattern) {
   LSERVE_ASSIGN_OR_RETURN(std::string translated, TranslateOnigurumaPattern(pattern));
   int error_code = 0;

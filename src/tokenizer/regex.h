@@ -50,6 +50,10 @@ class Regex {
   std::shared_ptr<const Compiled> compiled_;   // PCRE2 code (shared, read-only)
 };
 
+// `text` with every match (sorted, non-overlapping) replaced by `content`.
+std::string ReplaceMatches(std::string_view text, const std::vector<MatchSpan>& matches,
+                           std::string_view content);
+
 // The Oniguruma -> PCRE2 rewrite Compile() applies (exposed for tests).
 Result<std::string> TranslateOnigurumaPattern(std::string_view pattern);
 

@@ -60,6 +60,20 @@ struct TokenizerState {
   bool Dropped(int32_t id, bool skip_special) const;
 };
 
+// The tokenizer classes of transformers whose __init__ builds the
+// normalizer, pre-tokenizer and decoder in code (hf_loading.cc).
+enum class TokenizerClass { kBackend, kLlama, kGpt2, kQwen2 };
+
+// Sets "normalizer", "pre_tokenizer" and "decoder" of the tokenizer.json
+// document `doc` as the class's __init__ builds them.
+void SetClassComponents(TokenizerClass cls, bool add_prefix_space, bool legacy, nlohmann::json* doc);
+
+// Split patterns transformers' classes and GGUF loader install.
+extern const std::string_view kLlama3SplitPattern;
+extern const std::string_view kQwen2SplitPattern;
+// Sequence[Split(pattern, Isolated), ByteLevel(use_regex=false)].
+nlohmann::json SplitThenByteLevel(std::string_view pattern, bool add_prefix_space);
+
 // Builds the state from a plan (the document must be a tokenizer.json).
 Result<std::shared_ptr<const TokenizerState>> BuildTokenizerState(TransformersLoadPlan plan);
 
