@@ -265,6 +265,7 @@ std::optional<std::string> HashKey(const Value& v) {
     }
     case Value::Kind::kString: return "s:" + v.str();
     case Value::Kind::kSequence: {
+      if (v.seq().kind == SequenceKind::kRange) return "r:" + PyRepr(v);
       if (v.seq().kind != SequenceKind::kTuple) return std::nullopt;
       std::string key = "t:";
       for (const Value& item : v.items()) {

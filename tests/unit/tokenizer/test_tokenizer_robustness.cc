@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,35 @@ TEST(TokenizerRobustness, OutOfRangeIdsAreSkippedByDecode) {
   for (const int32_t id : ids) streamed += decoder.Push(id);
   streamed += decoder.Flush();
   EXPECT_EQ(streamed, "ab");
+}
+
+// A Tokenizer is shared by request threads: concurrent encodes (which share
+// the word cache and the regex state per thread) give the serial results.
+TEST(TokenizerRobustness, ConcurrentEncodesAgree) {
+  const std::string dir = std::string(LSERVE_SOURCE_DIR) + "/tests/fixtures/tokenizers/qwen2";
+  auto tok = Tokenizer::FromHfJson(*ReadTextFile(dir + "/tokenizer.json"), *ReadTextFile(dir + "/tokenizer_config.json"));
+  ASSERT_TRUE(tok.ok());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) {
+    texts.push_back("word" + std::to_string(i % 37) + " \u00e9t\u00e9 " + std::to_string(i * 7919) + " <|im_start|>x");
+  }
+  std::vector<std::vector<int32_t>> expected;
+  for (const auto& t : texts) expected.push_back(*tok->Encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          const size_t k = (i * (w + 1) + round) % texts.size();
+          auto ids = tok->Encode(texts[k]);
+          if (!ids.ok() || *ids != expected[k]) ++mismatches[w];
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 // 10^6-character runs of each kind of character through every fixture

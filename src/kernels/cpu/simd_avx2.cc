@@ -1,0 +1,154 @@
+// AVX2 elementwise and reduction helpers shared by the CPU kernels.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/cpu/simd_avx2.h"
+
+#pragma GCC target("avx2,fma,f16c")
+
+namespace lserve::cpu_detail {
+namespace {
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// exp(x) for 8 floats: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
+// parts so the reduction is exact to f32), exp(r) by its degree-6 Taylor
+// polynomial (error < 2e-8 relative on the interval), times 2^n built in
+// the exponent bits. Inputs are clamped to [-87.3, 88.3], where 2^n and the
+// result stay normal and finite: exp of a larger input returns ~2e38
+// (not inf), of a smaller one ~1.2e-38 (not 0), which silu turns into the
+// correct limits x and 0 to f32 precision.
+inline __m256 Exp(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
+}
+
+inline __m256 LoadWeight8(const void* w, DType t, int64_t i) {
+  switch (t) {
+    case DType::kF32: return _mm256_loadu_ps(static_cast<const float*>(w) + i);
+    case DType::kF16:
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
+    case DType::kBF16: {
+      const __m256i wide = _mm256_cvtepu16_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i)));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+    default: LSERVE_CHECK(false && "not a plain float dtype"); return _mm256_setzero_ps();
+  }
+}
+
+inline float LoadWeight1(const void* w, DType t, int64_t i) {
+  switch (t) {
+    case DType::kF32: return static_cast<const float*>(w)[i];
+    case DType::kF16: return _cvtsh_ss(static_cast<const uint16_t*>(w)[i]);
+    case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(w)[i]);
+    default: LSERVE_CHECK(false && "not a plain float dtype"); return 0.0f;
+  }
+}
+
+}  // namespace
+
+bool CpuHasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+  return has;
+}
+
+float SumSquaresAvx2(const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    a0 = _mm256_fmadd_ps(v0, v0, a0);
+    a1 = _mm256_fmadd_ps(v1, v1, a1);
+  }
+  float s = HorizontalSum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) s += x[i] * x[i];
+  return s;
+}
+
+void ScaleByWeightAvx2(const float* x, const void* w, DType w_dtype, float inv_rms, float* out, int64_t n) {
+  const __m256 s = _mm256_set1_ps(inv_rms);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(LoadWeight8(w, w_dtype, i), _mm256_mul_ps(_mm256_loadu_ps(x + i), s)));
+  }
+  for (; i < n; ++i) out[i] = LoadWeight1(w, w_dtype, i) * (x[i] * inv_rms);
+}
+
+void SwigluAvx2(const float* gate, const float* up, float* out, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = Exp(_mm256_xor_ps(g, sign));
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) {
+    // The tail goes through the same vector code on a zero-padded copy.
+    float g_tail[8] = {}, u_tail[8] = {}, o_tail[8];
+    std::memcpy(g_tail, gate + i, (n - i) * sizeof(float));
+    std::memcpy(u_tail, up + i, (n - i) * sizeof(float));
+    const __m256 g = _mm256_loadu_ps(g_tail);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, Exp(_mm256_xor_ps(g, sign))));
+    _mm256_storeu_ps(o_tail, _mm256_mul_ps(silu, _mm256_loadu_ps(u_tail)));
+    std::memcpy(out + i, o_tail, (n - i) * sizeof(float));
+  }
+}
+
+float DotAvx2(const float* a, const float* b, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+  }
+  if (i + 8 <= n) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    i += 8;
+  }
+  float s = HorizontalSum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void AxpyAvx2(float a, const float* v, float* out, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+  }
+  for (; i < n; ++i) out[i] += a * v[i];
+}
+
+void ScaleAddAvx2(float* out, float a, const float* v, float b, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(_mm256_loadu_ps(out + i), av, _mm256_mul_ps(_mm256_loadu_ps(v + i), bv)));
+  }
+  for (; i < n; ++i) out[i] = out[i] * a + v[i] * b;
+}
+
+}  // namespace lserve::cpu_detail

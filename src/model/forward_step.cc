@@ -1,0 +1,154 @@
+#include "model/forward_step.h"
+
+#include <cstring>
+#include <string>
+
+namespace lserve {
+namespace {
+
+constexpr uint64_t kMetaAlign = 64;
+constexpr int64_t kRowGranule = 64;   // activation rows are allocated in multiples of this
+constexpr int64_t kLogitGranule = 8;  // and logit rows in multiples of this
+
+int64_t RoundUp(int64_t n, int64_t granule) { return (n + granule - 1) / granule * granule; }
+
+Status EnsureBuffer(Backend& backend, DeviceBuffer& b, uint64_t bytes) {
+  if (bytes == 0 || b.size() >= bytes) return Status::Ok();
+  b.Reset();  // free first: the old contents are not needed
+  LSERVE_ASSIGN_OR_RETURN(b, backend.Allocate(bytes));
+  return Status::Ok();
+}
+
+// Host staging of the meta buffer: sections appended at 64-byte boundaries.
+class MetaPacker {
+ public:
+  template <typename T>
+  uint64_t Add(const std::vector<T>& v) {
+    const uint64_t at = (bytes_.size() + kMetaAlign - 1) / kMetaAlign * kMetaAlign;
+    bytes_.resize(at + v.size() * sizeof(T));
+    if (!v.empty()) std::memcpy(bytes_.data() + at, v.data(), v.size() * sizeof(T));
+    return at;
+  }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+}  // namespace
+
+ModelDims ModelDims::FromConfig(const ModelConfig& c) {
+  ModelDims d;
+  d.vocab = c.vocab_size;
+  d.hidden = c.hidden_size;
+  d.inter = c.intermediate_size;
+  d.layers = c.num_hidden_layers;
+  d.q_heads = c.num_attention_heads;
+  d.kv_heads = c.num_key_value_heads;
+  d.head_dim = c.head_dim;
+  d.rms_eps = static_cast<float>(c.rms_norm_eps);
+  return d;
+}
+
+Result<StepInputs> BuildStepInputs(const BatchPlan& plan, const KvCacheManager& kv, const ModelDims& dims,
+                                   const RopeTables& rope) {
+  StepInputs in;
+  LSERVE_ASSIGN_OR_RETURN(in.batch, BuildPagedBatch(plan, kv, KvPool::kRetrieval));
+  in.rows = in.batch.num_tokens;
+  in.token_ids.reserve(static_cast<size_t>(in.rows));
+  int64_t row = 0;
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const SequenceStep& step = plan.steps[s];
+    for (int32_t id : step.tokens) {
+      if (id < 0 || id >= dims.vocab) {
+        return InvalidArgument("batch plan step " + std::to_string(s) + ": token id " + std::to_string(id) +
+                               " is outside the vocabulary of " + std::to_string(dims.vocab));
+      }
+      in.token_ids.push_back(id);
+    }
+    const int64_t n = static_cast<int64_t>(step.tokens.size());
+    const int64_t end_pos = step.start_pos + n;
+
+    // RoPE: one table for the whole step unless it depends on the pass length.
+    if (rope.depends_on_length() || in.rope_tables.empty()) {
+      LSERVE_ASSIGN_OR_RETURN(RopeTable table, rope.ForSeqLen(end_pos));
+      if (in.rope_tables.empty() || table.inv_freq != in.rope_tables.back().inv_freq ||
+          table.attention_scaling != in.rope_tables.back().attention_scaling) {
+        in.rope_tables.push_back(std::move(table));
+        in.rope_groups.push_back({row, row, static_cast<int64_t>(in.rope_tables.size()) - 1});
+      }
+    }
+    in.rope_groups.back().row_end = row + n;
+
+    const int64_t first_logit = step.logits == LogitsWanted::kAll ? 0 : step.logits == LogitsWanted::kLast ? n - 1 : n;
+    for (int64_t i = first_logit; i < n; ++i) {
+      in.logit_rows.push_back(row + i);
+      in.logit_info.push_back(
+          LogitsRow{.step = static_cast<int64_t>(s), .seq_id = step.seq_id, .position = step.start_pos + i});
+    }
+    row += n;
+  }
+  return in;
+}
+
+Status ForwardScratch::Reserve(Backend& backend, const ModelDims& d, int64_t rows, int64_t logit_rows) {
+  if (rows > row_capacity) {
+    const int64_t cap = RoundUp(rows, kRowGranule);
+    const uint64_t f = sizeof(float) * static_cast<uint64_t>(cap);
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, hidden, f * d.hidden));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, normed, f * d.hidden));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, q, f * d.q_dim()));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, k, f * d.kv_dim()));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, v, f * d.kv_dim()));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, attn, f * d.q_dim()));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, proj, f * d.hidden));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, gate, f * d.inter));
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, up, f * d.inter));
+    row_capacity = cap;
+  }
+  if (logit_rows > logit_capacity) {
+    const int64_t cap = RoundUp(logit_rows, kLogitGranule);
+    LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, logits, sizeof(float) * static_cast<uint64_t>(cap) * d.vocab));
+    logit_capacity = cap;
+  }
+  return Status::Ok();
+}
+
+Result<StepArrays> UploadStepInputs(Backend& backend, const StepInputs& in, const ModelDims& dims,
+                                    ForwardScratch& scratch) {
+  const PagedBatch& b = in.batch;
+  std::vector<float> inv_freq;
+  inv_freq.reserve(in.rope_tables.size() * static_cast<size_t>(dims.head_dim / 2));
+  for (const RopeTable& t : in.rope_tables) inv_freq.insert(inv_freq.end(), t.inv_freq.begin(), t.inv_freq.end());
+
+  MetaPacker pack;
+  const uint64_t o_ids = pack.Add(in.token_ids);
+  const uint64_t o_pos = pack.Add(b.positions);
+  const uint64_t o_slot_page = pack.Add(b.slot_page);
+  const uint64_t o_slot_offset = pack.Add(b.slot_offset);
+  const uint64_t o_q_start = pack.Add(b.q_start);
+  const uint64_t o_q_pos0 = pack.Add(b.q_pos0);
+  const uint64_t o_kv_len = pack.Add(b.kv_len);
+  const uint64_t o_pages = pack.Add(b.page_table);
+  const uint64_t o_pages_start = pack.Add(b.page_table_start);
+  const uint64_t o_freq = pack.Add(inv_freq);
+  const std::vector<uint8_t>& bytes = pack.bytes();
+
+  LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, scratch.meta, bytes.size() + kMetaAlign));
+  LSERVE_RETURN_IF_ERROR(backend.CopyToDevice(scratch.meta, 0, bytes.data(), bytes.size()));
+  auto* base = static_cast<uint8_t*>(scratch.meta.data());
+  StepArrays a;
+  a.token_ids = reinterpret_cast<const int32_t*>(base + o_ids);
+  a.positions = reinterpret_cast<const int64_t*>(base + o_pos);
+  a.slot_page = reinterpret_cast<const int32_t*>(base + o_slot_page);
+  a.slot_offset = reinterpret_cast<const int32_t*>(base + o_slot_offset);
+  a.q_start = reinterpret_cast<const int64_t*>(base + o_q_start);
+  a.q_pos0 = reinterpret_cast<const int64_t*>(base + o_q_pos0);
+  a.kv_len = reinterpret_cast<const int64_t*>(base + o_kv_len);
+  a.page_table = reinterpret_cast<const int32_t*>(base + o_pages);
+  a.page_table_start = reinterpret_cast<const int64_t*>(base + o_pages_start);
+  a.inv_freq = reinterpret_cast<const float*>(base + o_freq);
+  return a;
+}
+
+}  // namespace lserve
