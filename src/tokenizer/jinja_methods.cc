@@ -746,6 +746,7 @@ Result<Dict> BuildDict(Renderer& r, const CallArgs& args, std::string_view funct
   }
   for (const auto& [key, value] : args.keywords) LSERVE_RETURN_IF_ERROR(d.Set(Value::String(key), value));
   LSERVE_RETURN_IF_ERROR(r.ChargeBytes(d.size() * 2 * sizeof(Value)));
+  if (d.depth() > r.limits().max_value_depth) return r.Error("value nested too deeply");
   return d;
 }
 
@@ -877,6 +878,7 @@ Result<Value> CallGlobalFunction(Renderer& r, const Callable& fn, const CallArgs
         if (!set.ok()) return r.Error(set.message());
       }
       LSERVE_RETURN_IF_ERROR(r.ChargeBytes(d.size() * 2 * sizeof(Value)));
+      if (d.depth() > r.limits().max_value_depth) return r.Error("value nested too deeply");
       return Value::FromDict(std::move(d));
     }
     case BuiltinFunction::kRaiseException: {

@@ -189,6 +189,17 @@ TEST(KvCacheManager, RefusedGrowIsAllOrNothingAcrossPools) {
   EXPECT_EQ(kv.length(2), 16);
   EXPECT_TRUE(Consistent(kv, {2, 3}));
   EXPECT_TRUE(kv.CanGrow(2, 32));
+
+  // Some but not all of the retrieval pages are free: none is taken.
+  KvCacheManager small = MakeManager(TestConfig(16, 3, 10, true, w));
+  ASSERT_TRUE(small.AddSequence(1).ok());
+  ASSERT_TRUE(small.Grow(1, 16).ok());
+  EXPECT_EQ(small.PagesToGrow(1, 64).value(), (PageCounts{3, 3}));
+  EXPECT_EQ(small.Grow(1, 64).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(small.pool(KvPool::kRetrieval).free_pages(), 2);
+  EXPECT_EQ(small.pool(KvPool::kStreaming).free_pages(), 9);
+  EXPECT_EQ(small.RetrievalPageTable(1).size(), 1u);
+  EXPECT_TRUE(Consistent(small, {1}));
 }
 
 // Rotation regression through the manager (LSERVE.md §3.3 [HAZARD], §10 item

@@ -97,6 +97,36 @@ std::vector<float> RandomLogits(std::mt19937_64& rng, size_t n) {
   return l;
 }
 
+// A top_p that lands exactly on a cumulative sum (C_m == top_p * Z in
+// double), where ">=" and ">" keep different sets; 1 when none is found.
+double ExactBoundaryTopP(std::vector<float> l, int64_t top_k, std::mt19937_64& rng) {
+  if (top_k > 0 && static_cast<size_t>(top_k) < l.size()) {
+    std::vector<float> sorted = l;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    for (float& v : l) {
+      if (v < sorted[top_k - 1]) v = kNegInf;
+    }
+  }
+  const float max_logit = *std::max_element(l.begin(), l.end());
+  std::vector<float> w;
+  double total = 0.0;
+  for (float v : l) {
+    if (v == kNegInf) continue;
+    w.push_back(std::exp(v - max_logit));
+    total += w.back();
+  }
+  std::sort(w.begin(), w.end(), std::greater<float>());
+  std::vector<double> cumulative;
+  double c = 0.0;
+  for (float v : w) cumulative.push_back(c += v);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const double cm = cumulative[std::uniform_int_distribution<size_t>(0, cumulative.size() - 1)(rng)];
+    const double top_p = cm / total;
+    if (top_p > 0 && top_p < 1 && top_p * total == cm) return top_p;
+  }
+  return 1.0;
+}
+
 TEST(FilterLogits, KeepsExactlyTheReferenceSetsOnRandomLogits) {
   std::mt19937_64 rng = FreshRng();
   const size_t sizes[] = {1, 2, 3, 5, 17, 64, 65, 100, 300, 1000, 5000};
@@ -126,6 +156,7 @@ TEST(FilterLogits, KeepsExactlyTheReferenceSetsOnRandomLogits) {
       case 1: min_p = 1.0; break;
       default: min_p = unit(rng) * unit(rng);
     }
+    if (iter % 7 == 6) top_p = ExactBoundaryTopP(logits, top_k, rng);
     SCOPED_TRACE(testing::Message() << "iter " << iter << " n " << n << " top_k " << top_k << " top_p " << top_p
                                     << " min_p " << min_p);
     const std::vector<bool> expected = ReferenceKept(logits, top_k, top_p, min_p);

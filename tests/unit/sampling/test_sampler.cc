@@ -118,6 +118,16 @@ TEST(Sampler, FixedSeedGivesAPinnedSequence) {
   std::vector<int32_t> expected;
   for (int i = 0; i < 16; ++i) expected.push_back(static_cast<int32_t>(4.0 * rng.NextDouble()));
   EXPECT_EQ(got, expected);
+  // And the literal values, so a change of the stream or the draw shows.
+  EXPECT_EQ(got, (std::vector<int32_t>{1, 3, 2, 1, 0, 1, 0, 1, 1, 2, 1, 2, 0, 1, 2, 2}));
+
+  p.seed = 42;
+  p.temperature = 0.7;
+  p.top_p = 0.9;
+  Sampler filtered = MakeSampler(p, 8);
+  got.clear();
+  for (int i = 0; i < 16; ++i) got.push_back(SampleCopy(filtered, {0.1f, 0.5f, -0.3f, 1.2f, 0.9f, -1, 0, 0.4f}));
+  EXPECT_EQ(got, (std::vector<int32_t>{1, 4, 7, 4, 3, 1, 3, 1, 4, 4, 4, 6, 1, 7, 3, 3}));
 }
 
 // Expected probabilities of the processed distribution, computed by sorting

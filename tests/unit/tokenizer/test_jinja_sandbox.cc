@@ -236,6 +236,16 @@ TEST(JinjaSandbox, ReferenceCyclesDoNotLeakOrLoop) {
                   .ok());
   EXPECT_TRUE(RenderSource("{% for i in [1, 2] %}{{ loop.changed(loop) }}{% endfor %}").ok());
   EXPECT_TRUE(RenderSource("{% set ns = namespace() %}{% macro m() %}{% set ns.m = m %}{% endmacro %}{{ m() }}").ok());
+  // Values nested through the namespace stop at the depth limit instead of
+  // building a chain whose destruction would recurse 10^5 levels deep.
+  for (const char* source : {
+           "{% set ns = namespace(v=[]) %}{% for i in range(100000) %}{% set ns.v = [ns.v] %}{% endfor %}",
+           "{% set ns = namespace(v={}) %}{% for i in range(100000) %}{% set ns.v = dict(x=ns.v) %}{% endfor %}",
+           "{% set ns = namespace(v=0) %}{% for i in range(100000) %}{% set ns.v = {'k': ns.v} %}{% endfor %}",
+           "{% set ns = namespace(v=0) %}{% for i in range(100000) %}{% set ns.v = (ns.v,) %}{% endfor %}",
+       }) {
+    ExpectFailsQuickly(source, StatusCode::kInvalidArgument);
+  }
 }
 
 TEST(JinjaSandbox, NoTemplateCanReachTheFileSystem) {
