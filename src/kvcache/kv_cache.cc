@@ -35,7 +35,7 @@ const KvCacheManager::SequencePages& KvCacheManager::Find(int64_t seq_id) const 
 }
 
 PageCounts KvCacheManager::PagesNeeded(int64_t num_tokens) const {
-  LSERVE_CHECK(num_tokens >= 0 && num_tokens <= kMaxSequenceTokens);
+  num_tokens = std::clamp<int64_t>(num_tokens, 0, kMaxSequenceTokens);
   const int64_t pages = CeilDiv(num_tokens, config_.page_size);
   PageCounts need;
   if (has_retrieval_) need.retrieval = pages;

@@ -18,6 +18,13 @@
 // of S sink + W local pages, W sized for the prefill window until
 // BeginDecode and for the decode window after it.
 //
+// A streaming token is stored only while its logical page is held at the
+// sequence's current length. Grow before a prefill chunk covers the whole
+// chunk, so in a chunk longer than the ring the early tokens are never
+// stored, and the chunk's early queries find in the ring only the part of
+// their prefill window that survives the chunk: an attention kernel that needs
+// the whole window reads the chunk's own keys from the step's fresh K/V.
+//
 // Admission: PagesNeeded(n) is what a sequence of n tokens holds while it
 // prefills (the most it ever holds at that length); CheckCanEverFit(n) says up
 // front whether a request of n tokens in total can ever be served by pools of
@@ -68,7 +75,7 @@ class KvCacheManager {
   int64_t num_sequences() const { return static_cast<int64_t>(sequences_.size()); }
 
   // Pages a sequence of `num_tokens` tokens holds in each pool while
-  // prefilling. Precondition: 0 <= num_tokens <= kMaxSequenceTokens.
+  // prefilling. num_tokens is clamped to [0, kMaxSequenceTokens].
   PageCounts PagesNeeded(int64_t num_tokens) const;
   // ResourceExhausted when a request of `max_tokens` tokens in total (prompt +
   // generation) needs more pages of some pool than the pool has, so it could

@@ -92,6 +92,16 @@ Result<StepInputs> BuildStepInputs(const BatchPlan& plan, const KvCacheManager& 
 }
 
 Status ForwardScratch::Reserve(Backend& backend, const ModelDims& d, int64_t rows, int64_t logit_rows) {
+  Status st = Grow(backend, d, rows, logit_rows);
+  if (!st.ok()) {
+    // A step that does not fit leaves no scratch behind, so that smaller steps
+    // (the scheduler's reaction) get the memory back.
+    *this = ForwardScratch();
+  }
+  return st;
+}
+
+Status ForwardScratch::Grow(Backend& backend, const ModelDims& d, int64_t rows, int64_t logit_rows) {
   if (rows > row_capacity) {
     const int64_t cap = RoundUp(rows, kRowGranule);
     const uint64_t f = sizeof(float) * static_cast<uint64_t>(cap);

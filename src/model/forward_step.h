@@ -65,7 +65,8 @@ struct StepArrays {
 
 // Activation buffers sized for a number of rows, grown (never shrunk) when a
 // larger step arrives: once per step size, not per layer.
-struct ForwardScratch {
+class ForwardScratch {
+ public:
   int64_t row_capacity = 0;
   int64_t logit_capacity = 0;
   DeviceBuffer hidden;  // [rows, hidden]  the residual stream
@@ -79,7 +80,12 @@ struct ForwardScratch {
   DeviceBuffer logits;  // [logit rows, vocab]
   DeviceBuffer meta;    // the step's index arrays (StepArrays)
 
+  // Room for `rows` activation rows and `logit_rows` rows of logits. On an
+  // error every buffer is released (capacities back to 0).
   Status Reserve(Backend& backend, const ModelDims& dims, int64_t rows, int64_t logit_rows);
+
+ private:
+  Status Grow(Backend& backend, const ModelDims& dims, int64_t rows, int64_t logit_rows);
 };
 
 // Packs the step's arrays into scratch.meta (growing it if needed) with one

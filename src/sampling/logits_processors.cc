@@ -1,10 +1,13 @@
 #include "sampling/logits_processors.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 
 namespace lserve {
@@ -23,14 +26,20 @@ float Saturate(double v) {
 }  // namespace
 
 Status CheckLogits(std::span<const float> logits) {
-  bool any_finite = false;
+  // A branch-free pass first (it vectorizes); positions only on failure.
+  unsigned bad = 0;
+  unsigned any_finite = 0;
+  for (float l : logits) {
+    bad |= !(l < std::numeric_limits<float>::infinity());  // NaN or +inf
+    any_finite |= l > kNegInf;
+  }
+  if (!bad && any_finite) return Status::Ok();
   for (size_t i = 0; i < logits.size(); ++i) {
     const float l = logits[i];
     if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
       return Internal(std::string("logits hold ") + (std::isnan(l) ? "NaN" : "+inf") + " at token " +
                       std::to_string(i));
     }
-    any_finite |= l != kNegInf;
   }
   if (!any_finite) return Internal("logits hold no finite value (vocabulary size " +
                                    std::to_string(logits.size()) + ")");
@@ -64,8 +73,14 @@ void ApplyPenalties(std::span<float> logits, const TokenCounts& counts, double r
 }
 
 void ApplyTemperature(std::span<float> logits, double temperature) {
+  // Float division as vLLM's logits.div_(temperature); a temperature beyond
+  // float range divides by FLT_MAX (every logit then rounds to about 0).
+  const float t = static_cast<float>(std::min(temperature, static_cast<double>(FLT_MAX)));
   for (float& l : logits) {
-    if (l != kNegInf) l = Saturate(l / temperature);
+    float scaled = l / t;
+    scaled = scaled > FLT_MAX ? FLT_MAX : scaled;
+    scaled = scaled < -FLT_MAX ? -FLT_MAX : scaled;
+    l = l == kNegInf ? l : scaled;
   }
 }
 
@@ -79,79 +94,113 @@ int32_t ArgmaxLowestId(std::span<const float> logits) {
   return static_cast<int32_t>(best);
 }
 
+namespace {
+
+// The k-th largest of `values` (1 <= k < values.size()). Small k: one pass
+// with a min-heap of the k largest so far (most values fail the first
+// comparison); large k: nth_element over a copy.
+float KthLargest(std::span<const float> values, size_t k, std::vector<float>* scratch) {
+  if (k <= 256) {
+    scratch->assign(values.begin(), values.begin() + k);
+    std::make_heap(scratch->begin(), scratch->end(), std::greater<float>());
+    for (size_t i = k; i < values.size(); ++i) {
+      if (values[i] > scratch->front()) {
+        std::pop_heap(scratch->begin(), scratch->end(), std::greater<float>());
+        scratch->back() = values[i];
+        std::push_heap(scratch->begin(), scratch->end(), std::greater<float>());
+      }
+    }
+    return scratch->front();
+  }
+  scratch->assign(values.begin(), values.end());
+  const auto kth = scratch->begin() + (k - 1);
+  std::nth_element(scratch->begin(), kth, scratch->end(), std::greater<float>());
+  return *kth;
+}
+
+// The top_p weight threshold of the header's definition; 0 keeps everything.
+// `weights` are in increasing id order (the order Z is summed in).
+//
+// Only the heaviest tokens need ranking. Their weights are first bucketed by
+// binary exponent (one pass); walking the buckets down from the top gives the
+// highest power of two 2^e such that the weights >= 2^e hold top_p of the
+// mass with a margin far above any rounding difference between summation
+// orders. Those weights form an upward-closed set (ties included), so sorted
+// they are exactly the head of the global ranking and their running sum
+// equals C_m bit for bit; only they are sorted. Should the margin ever fall
+// short, the rest is ranked after them, which is still exact.
+double TopPThreshold(std::span<const float> weights, double top_p, std::vector<float>* ranked) {
+  double total = 0.0;
+  for (float w : weights) total += w;
+  const double target = top_p * total;
+  ranked->assign(weights.begin(), weights.end());
+
+  std::array<double, 256> bucket_mass{};  // by IEEE exponent field; weights are >= 0
+  for (float w : *ranked) bucket_mass[std::bit_cast<uint32_t>(w) >> 23] += w;
+  const double margin = 1e-9 * total;
+  double above = 0.0;
+  uint32_t exponent = 255;
+  for (; exponent > 0; --exponent) {
+    above += bucket_mass[exponent];
+    if (above >= target + margin) break;
+  }
+  const float floor_weight = std::bit_cast<float>(exponent << 23);  // 2^(e-127); 0 for e == 0
+  const auto head_end = std::partition(ranked->begin(), ranked->end(), [&](float w) { return w >= floor_weight; });
+
+  double cumulative = 0.0;
+  auto scan = [&](std::vector<float>::iterator first, std::vector<float>::iterator last) -> std::optional<float> {
+    std::sort(first, last, std::greater<float>());
+    for (auto it = first; it != last; ++it) {
+      cumulative += *it;
+      if (cumulative >= target) return *it;
+    }
+    return std::nullopt;
+  };
+  if (std::optional<float> w = scan(ranked->begin(), head_end)) return *w;
+  if (std::optional<float> w = scan(head_end, ranked->end())) return *w;
+  return 0.0;  // rounding kept C_n below top_p * Z: keep all
+}
+
+}  // namespace
+
 void FilterLogits(std::span<float> logits, int64_t top_k, double top_p, double min_p, FilterWorkspace* ws) {
   const size_t n = logits.size();
   if (top_k > 0 && static_cast<uint64_t>(top_k) < n) {
-    ws->values.assign(logits.begin(), logits.end());
-    const auto kth = ws->values.begin() + (top_k - 1);
-    std::nth_element(ws->values.begin(), kth, ws->values.end(), std::greater<float>());
-    const float threshold = *kth;
+    const float threshold = KthLargest(logits, static_cast<size_t>(top_k), &ws->values);
     for (float& l : logits) {
-      if (l < threshold) l = kNegInf;
+      l = l < threshold ? kNegInf : l;
     }
   }
 
   float max_logit = kNegInf;
   for (float l : logits) max_logit = std::max(max_logit, l);
-  ws->kept_ids.clear();
-  ws->kept_weights.clear();
+  ws->kept_ids.resize(n);
+  ws->kept_weights.resize(n);
+  size_t count = 0;
   for (size_t i = 0; i < n; ++i) {
     if (logits[i] == kNegInf) continue;
-    ws->kept_ids.push_back(static_cast<int32_t>(i));
-    ws->kept_weights.push_back(std::exp(logits[i] - max_logit));
+    ws->kept_ids[count] = static_cast<int32_t>(i);
+    ws->kept_weights[count] = std::exp(logits[i] - max_logit);
+    ++count;
   }
+  ws->kept_ids.resize(count);
+  ws->kept_weights.resize(count);
 
-  // Every kept token has w >= 0, so 0 keeps them all.
-  double threshold = 0.0;
-  if (top_p < 1.0) {
-    double total = 0.0;
-    for (float w : ws->kept_weights) total += w;
-    const double target = top_p * total;
-    ws->ranked.resize(ws->kept_ids.size());
-    for (size_t j = 0; j < ws->kept_ids.size(); ++j) ws->ranked[j] = {ws->kept_weights[j], ws->kept_ids[j]};
-    auto heavier = [](const FilterWorkspace::Ranked& a, const FilterWorkspace::Ranked& b) {
-      return a.weight > b.weight;
-    };
-    // ranked[0, begin) holds the `begin` largest weights in decreasing order
-    // and `cumulative` their sum, accumulated in that order.
-    const auto first = ws->ranked.begin();
-    const size_t count = ws->ranked.size();
-    size_t begin = 0;
-    size_t chunk = 64;
-    double cumulative = 0.0;
-    bool reached = false;
-    while (begin < count && !reached) {
-      const size_t end = std::min(count, begin + chunk);
-      if (end < count) std::nth_element(first + begin, first + end, ws->ranked.end(), heavier);
-      std::sort(first + begin, first + end, heavier);
-      for (size_t j = begin; j < end; ++j) {
-        cumulative += ws->ranked[j].weight;
-        if (cumulative >= target) {
-          threshold = ws->ranked[j].weight;
-          reached = true;
-          break;
-        }
-      }
-      begin = end;
-      chunk *= 4;
-    }
-  }
+  double threshold = top_p < 1.0 ? TopPThreshold(ws->kept_weights, top_p, &ws->ranked) : 0.0;
   threshold = std::max(threshold, min_p);
-
-  if (threshold > 0.0) {
-    size_t out = 0;
-    for (size_t j = 0; j < ws->kept_ids.size(); ++j) {
-      if (static_cast<double>(ws->kept_weights[j]) >= threshold) {
-        ws->kept_ids[out] = ws->kept_ids[j];
-        ws->kept_weights[out] = ws->kept_weights[j];
-        ++out;
-      } else {
-        logits[ws->kept_ids[j]] = kNegInf;
-      }
+  if (threshold <= 0.0) return;  // every kept token has w >= 0
+  size_t out = 0;
+  for (size_t j = 0; j < count; ++j) {
+    if (static_cast<double>(ws->kept_weights[j]) >= threshold) {
+      ws->kept_ids[out] = ws->kept_ids[j];
+      ws->kept_weights[out] = ws->kept_weights[j];
+      ++out;
+    } else {
+      logits[ws->kept_ids[j]] = kNegInf;
     }
-    ws->kept_ids.resize(out);
-    ws->kept_weights.resize(out);
   }
+  ws->kept_ids.resize(out);
+  ws->kept_weights.resize(out);
 }
 
 int32_t DrawKeptToken(const FilterWorkspace& ws, double u) {

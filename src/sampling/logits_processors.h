@@ -14,10 +14,11 @@
 //          weight (ties at the boundary kept; equal weights make C_m the same
 //          whatever order ties take). No such m (rounding): all kept.
 //   min_p  keeps w >= min_p, i.e. p_i >= min_p * p_max.
-// Each filter costs O(vocab): top_k is one nth_element, top_p ranks the
-// weights in growing chunks (64, 256, 1024, ...) with nth_element + sort and
-// stops at the chunk that reaches top_p, so a peaked distribution never
-// sorts the vocabulary.
+// Each filter costs O(vocab): top_k is one pass with a k-heap (nth_element
+// for k > 256); min_p one comparison per token; top_p buckets the
+// weights by binary exponent, partitions off the heaviest buckets that hold
+// top_p of the mass and sorts only those, so a peaked distribution never
+// sorts the vocabulary (a flat one must: the definition ranks the weights).
 #pragma once
 
 #include <cstdint>
@@ -62,7 +63,7 @@ void ApplyLogitBias(std::span<float> logits, std::span<const std::pair<int32_t, 
 void ApplyPenalties(std::span<float> logits, const TokenCounts& counts, double repetition, double frequency,
                     double presence);
 
-// logit /= temperature (> 0), saturating at +-FLT_MAX; -inf stays.
+// logit /= temperature (> 0) in float, saturating at +-FLT_MAX; -inf stays.
 void ApplyTemperature(std::span<float> logits, double temperature);
 
 // Index of the largest logit, the lowest index among equals. -1 when empty.
@@ -71,12 +72,8 @@ int32_t ArgmaxLowestId(std::span<const float> logits);
 // Scratch reused from step to step (a step then allocates nothing), and
 // FilterLogits' result.
 struct FilterWorkspace {
-  struct Ranked {
-    float weight;
-    int32_t id;
-  };
   std::vector<float> values;          // top_k selection
-  std::vector<Ranked> ranked;         // top_p selection
+  std::vector<float> ranked;          // top_p selection
   std::vector<int32_t> kept_ids;      // the kept tokens, increasing id
   std::vector<float> kept_weights;    // their w = expf(logit - max)
 };

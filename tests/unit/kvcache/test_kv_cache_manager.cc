@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -122,6 +123,9 @@ TEST(KvCacheManager, AdmissionRefusesWhatCanNeverFit) {
     EXPECT_EQ(kv.PagesNeeded(1), (PageCounts{1, 0}));
     EXPECT_EQ(kv.PagesNeeded(16), (PageCounts{1, 0}));
     EXPECT_EQ(kv.PagesNeeded(17), (PageCounts{2, 0}));
+    EXPECT_EQ(kv.PagesNeeded(-5), (PageCounts{0, 0}));  // clamped, never a crash
+    EXPECT_GT(kv.PagesNeeded(std::numeric_limits<int64_t>::max()).retrieval, 10);
+    EXPECT_EQ(kv.CheckCanEverFit(std::numeric_limits<int64_t>::max()).code(), StatusCode::kOutOfRange);
     EXPECT_TRUE(kv.CheckCanEverFit(160).ok());
     const Status too_long = kv.CheckCanEverFit(161);
     EXPECT_EQ(too_long.code(), StatusCode::kResourceExhausted);

@@ -223,9 +223,9 @@ TEST(FilterLogits, MinPHandComputed) {
   EXPECT_EQ(FiniteSet(l), (std::vector<bool>{true, true, false}));
 }
 
-TEST(FilterLogits, LargeFlatVocabularyRanksInSeveralChunks) {
-  // 50,000 nearly equal weights and top_p 0.9: the cut lies past the first
-  // chunks of the incremental ranking.
+TEST(FilterLogits, LargeFlatVocabularyRanksMostTokens) {
+  // 50,000 nearly equal weights (all in one exponent bucket) and top_p 0.9:
+  // most of the vocabulary is ranked.
   std::mt19937_64 rng = FreshRng();
   std::uniform_real_distribution<float> jitter(0.0f, 0.001f);
   std::vector<float> l(50000);

@@ -134,7 +134,7 @@ TEST(Sampler, FixedSeedGivesAPinnedSequence) {
 // (temperature, then top_k, top_p, min_p as logits_processors.h defines them).
 std::vector<double> ReferenceDistribution(std::vector<float> l, double temperature, int64_t top_k, double top_p,
                                           double min_p) {
-  for (float& v : l) v = static_cast<float>(v / temperature);
+  for (float& v : l) v /= static_cast<float>(temperature);
   const size_t n = l.size();
   if (top_k > 0 && static_cast<size_t>(top_k) < n) {
     std::vector<float> sorted = l;

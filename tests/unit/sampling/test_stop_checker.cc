@@ -204,7 +204,8 @@ struct FakeDetokenizer {
 
 FakeDetokenizer Vocabulary() {
   FakeDetokenizer d;
-  d.pieces = {{0, "Hel"}, {1, "lo"}, {2, " wor"}, {3, "ld"}, {4, "</s>"}, {5, "<|end|>"}, {6, "\n"}, {7, "EN"}, {8, "D"}};
+  d.pieces = {{0, "Hel"}, {1, "lo"},      {2, " wor"}, {3, "ld"}, {4, "</s>"},
+              {5, "<|end|>"}, {6, "\n"}, {7, "EN"},   {8, "D"}};
   return d;
 }
 
