@@ -23,6 +23,9 @@ Command AddInspect(CLI::App& app);
 Command AddTokenize(CLI::App& app);
 Command AddDetokenize(CLI::App& app);
 Command AddRenderChat(CLI::App& app);
+Command AddGenerate(CLI::App& app);
+Command AddChat(CLI::App& app);
+Command AddLogits(CLI::App& app);
 
 // Prints "lserve: error: <message>" to stderr and returns the exit code for
 // the status (1 for internal errors, 2 otherwise).
@@ -31,6 +34,9 @@ int Fail(const Status& status);
 // Prints `j` as one line of JSON on stdout (UTF-8, not escaped; invalid UTF-8
 // is replaced with U+FFFD). Returns 0.
 int PrintJson(const nlohmann::json& j);
+
+// "1,2, 3" -> {1, 2, 3}; every id must lie in [0, num_tokens).
+Result<std::vector<int32_t>> ParseIds(const std::string& text, int32_t num_tokens);
 
 // --model PATH, defaulting to the demo model.
 void AddModelOption(CLI::App& cmd, std::string* path);

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 
@@ -25,6 +26,33 @@ void AddModelOption(CLI::App& cmd, std::string* path) {
 Result<std::string> ResolveModelPath(const std::string& flag_value) {
   if (!flag_value.empty()) return flag_value;
   return DefaultModelPath();
+}
+
+// "1,2, 3" -> {1, 2, 3}; every id must lie in [0, num_tokens).
+Result<std::vector<int32_t>> ParseIds(const std::string& text, int32_t num_tokens) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view item(text.data() + pos, end - pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) {
+      if (end == text.size() && ids.empty() && text.find_first_not_of(' ') == std::string::npos) break;
+      return InvalidArgument("--ids: empty item in '" + text + "'");
+    }
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || p != item.data() + item.size())
+      return InvalidArgument("--ids: '" + std::string(item) + "' is not an integer");
+    if (v < 0 || v >= num_tokens)
+      return InvalidArgument("--ids: token id " + std::string(item) + " is out of vocabulary (size " +
+                             std::to_string(num_tokens) + ")");
+    ids.push_back(static_cast<int32_t>(v));
+    pos = end + 1;
+  }
+  return ids;
 }
 
 }  // namespace lserve::app

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
       lserve::app::AddTokenize(app),
       lserve::app::AddDetokenize(app),
       lserve::app::AddRenderChat(app),
+      lserve::app::AddGenerate(app),
+      lserve::app::AddChat(app),
+      lserve::app::AddLogits(app),
   };
 
   try {

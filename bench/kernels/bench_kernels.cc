@@ -10,7 +10,7 @@
 // bandwidth-bound; prefill GEMM is compared with sgemm's f32 FMA ceiling,
 // printed by the "sgemm_ceiling" line: OpenBLAS on one f32 tile).
 //
-// Usage: bench_kernels [--threads N] [--filter SUBSTRING] [--quick]
+// Usage: bench_kernels [--threads N] [--filter SUBSTRING] [--dtype NAME] [--quick]
 #include <cblas.h>
 
 #include <algorithm>
@@ -38,6 +38,7 @@ namespace {
 struct Options {
   int threads = 0;
   std::string filter;
+  std::string dtype;  // only this weight dtype (linear), e.g. "Q4_1"
   bool quick = false;
 };
 
@@ -100,11 +101,12 @@ void BenchLinear(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
     int64_t n, k;
   };
   const std::vector<Shape> shapes = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
-  std::vector<int64_t> ms = {1, 2, 4, 8, 12, 16, 32, 64, 512};
+  std::vector<int64_t> ms = {1, 2, 4, 8, 12, 16, 24, 32, 64, 512};
   if (opt.quick) ms = {1, 512};
   for (DType t : {DType::kQ4_1, DType::kQ8_0, DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_K,
                   DType::kQ6_K}) {
     if (opt.quick && t != DType::kQ4_1 && t != DType::kQ8_0) continue;
+    if (!opt.dtype.empty() && DTypeName(t) != opt.dtype) continue;
     for (const Shape& s : shapes) {
       if (s.k % DTypeBlockElems(t) != 0) continue;
       const std::vector<uint8_t> w = RandomWeightBytes(rng, t, s.n, s.k);
@@ -113,13 +115,20 @@ void BenchLinear(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
         std::vector<float> x(m * s.k, 0.5f), y(m * s.n);
         const LinearParams p{x.data(), w.data(), t, nullptr, DType::kF32, y.data(), m, s.n, s.k};
         const double flops = 2.0 * m * s.n * s.k;
-        const double sec = BestSeconds([&] { LinearCpu(p, pool); }, RepsFor(flops));
         const double bytes = static_cast<double>(w.size()) + 4.0 * (m * s.k + m * s.n);
-        char detail[160];
-        std::snprintf(detail, sizeof detail, "\"dtype\":\"%s\",\"m\":%ld,\"n\":%ld,\"k\":%ld",
-                      std::string(DTypeName(t)).c_str(), static_cast<long>(m), static_cast<long>(s.n),
-                      static_cast<long>(s.k));
-        PrintLine("linear", detail, pool.size(), sec, flops, bytes);
+        // Both algorithms near the crossover, the chosen one elsewhere.
+        const LinearAlgo chosen = ChooseLinearAlgo(m, s.n, s.k, t);
+        for (LinearAlgo algo : {LinearAlgo::kGemv, LinearAlgo::kGemm}) {
+          if (algo != chosen && (m < 4 || m > 64 || opt.quick)) continue;
+          const double sec = BestSeconds([&] { LinearCpuWithAlgo(p, algo, pool); }, RepsFor(flops));
+          char detail[200];
+          std::snprintf(detail, sizeof detail,
+                        "\"dtype\":\"%s\",\"m\":%ld,\"n\":%ld,\"k\":%ld,\"algo\":\"%s\",\"chosen\":%s",
+                        std::string(DTypeName(t)).c_str(), static_cast<long>(m), static_cast<long>(s.n),
+                        static_cast<long>(s.k), algo == LinearAlgo::kGemv ? "gemv" : "gemm",
+                        algo == chosen ? "true" : "false");
+          PrintLine("linear", detail, pool.size(), sec, flops, bytes);
+        }
       }
     }
   }
@@ -231,14 +240,20 @@ int main(int argc, char** argv) {
       opt.threads = std::atoi(argv[++i]);
     } else if (a == "--filter" && i + 1 < argc) {
       opt.filter = argv[++i];
+    } else if (a == "--dtype" && i + 1 < argc) {
+      opt.dtype = argv[++i];
     } else if (a == "--quick") {
       opt.quick = true;
     } else {
-      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|elementwise] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|elementwise] [--dtype Q4_1] [--quick]\n");
       return 2;
     }
   }
   lserve::ThreadPool pool(opt.threads);
+  // Let the clock ramp up before the first measurement.
+  const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  volatile double spin = 0;
+  while (std::chrono::steady_clock::now() < warm_until) spin = spin + 1.0;
   std::mt19937_64 rng(std::random_device{}());
   auto wanted = [&](const char* name) { return opt.filter.empty() || std::string(name).find(opt.filter) != std::string::npos; };
   if (wanted("linear")) lserve::BenchLinear(opt, pool, rng);

@@ -113,7 +113,7 @@ uint64_t TensorBytes(const WeightTensor& w) { return w.present() ? w.buffer.size
 }  // namespace
 
 uint64_t LlamaWeights::bytes() const {
-  uint64_t n = TensorBytes(embed_tokens) + TensorBytes(final_norm) + TensorBytes(lm_head_);
+  uint64_t n = TensorBytes(embed_tokens) + TensorBytes(final_norm) + TensorBytes(untied_lm_head);
   for (const auto& l : layers) {
     n += TensorBytes(l.input_norm) + TensorBytes(l.post_attention_norm);
     for (const LinearWeights* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
@@ -150,7 +150,7 @@ Result<LlamaWeights> LoadLlamaWeights(const ModelSource& source, Backend& backen
   LSERVE_ASSIGN_OR_RETURN(w.final_norm, loader.Load("model.norm.weight", WeightUse::kNorm, conv));
   w.tied_embeddings = c.tie_word_embeddings;
   if (!c.tie_word_embeddings) {
-    LSERVE_ASSIGN_OR_RETURN(w.lm_head_, loader.Load("lm_head.weight", WeightUse::kLinearWeight, conv));
+    LSERVE_ASSIGN_OR_RETURN(w.untied_lm_head, loader.Load("lm_head.weight", WeightUse::kLinearWeight, conv));
   }
   return w;
 }

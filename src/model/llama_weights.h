@@ -50,11 +50,11 @@ struct LlamaWeights {
   WeightTensor embed_tokens;  // [vocab, hidden]
   std::vector<LlamaLayerWeights> layers;
   WeightTensor final_norm;  // [hidden]
-  WeightTensor lm_head_;    // [vocab, hidden]; absent when the embeddings are tied
+  WeightTensor untied_lm_head;    // [vocab, hidden]; absent when the embeddings are tied
   bool tied_embeddings = false;
 
   // The output projection: the embedding table when tied.
-  const WeightTensor& lm_head() const { return tied_embeddings ? embed_tokens : lm_head_; }
+  const WeightTensor& lm_head() const { return tied_embeddings ? embed_tokens : untied_lm_head; }
   // Bytes of all weight tensors as the kernels read them.
   uint64_t bytes() const;
   // Tensors converted to f32 at load (names), for `inspect`-style reports.

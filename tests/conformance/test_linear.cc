@@ -51,20 +51,26 @@ void RunLinearCase(const LinearCase& c, ThreadPool& pool, std::mt19937_64& rng) 
   const std::vector<uint8_t> w = RandomWeights(rng, c.w_dtype, c.n, c.k);
   std::vector<uint8_t> bias;
   if (c.bias) bias = RandomWeights(rng, c.bias_dtype, 1, c.n);
-  std::vector<float> y_ref(c.m * c.n), y_cpu(c.m * c.n);
+  std::vector<float> y_ref(c.m * c.n);
   Poison(y_ref);
-  Poison(y_cpu);
   LinearParams p{x.data(), w.data(), c.w_dtype, c.bias ? bias.data() : nullptr, c.bias_dtype, y_ref.data(),
                  c.m, c.n, c.k};
   LinearRef(p);
-  p.y = y_cpu.data();
-  LinearCpu(p, pool);
   std::vector<double> oracle, scale;
   LinearOracle(p, oracle, scale);
-  const double floor = 2.0 * std::sqrt(static_cast<double>(c.k)) * kF32Eps;
-  EXPECT_WITHIN_REFERENCE_ERROR(MaxScaledDiff(y_cpu, oracle, scale), MaxScaledDiff(y_ref, oracle, scale), floor);
+  const double ref_error = MaxScaledDiff(y_ref, oracle, scale);
   // The reference itself stays within the f32 worst-case bound.
-  EXPECT_LE(MaxScaledDiff(y_ref, oracle, scale), static_cast<double>(c.k + 1) * kF32Eps);
+  EXPECT_LE(ref_error, static_cast<double>(c.k + 1) * kF32Eps);
+  const double floor = 2.0 * std::sqrt(static_cast<double>(c.k)) * kF32Eps;
+  // Both algorithms on every shape, whichever LinearCpu would pick.
+  for (LinearAlgo algo : {LinearAlgo::kGemv, LinearAlgo::kGemm}) {
+    SCOPED_TRACE(algo == LinearAlgo::kGemv ? "gemv" : "gemm");
+    std::vector<float> y_cpu(c.m * c.n);
+    Poison(y_cpu);
+    p.y = y_cpu.data();
+    LinearCpuWithAlgo(p, algo, pool);
+    EXPECT_WITHIN_REFERENCE_ERROR(MaxScaledDiff(y_cpu, oracle, scale), ref_error, floor);
+  }
 }
 
 TEST(ConformanceLinear, EveryWeightDtypeAwkwardSizes) {
@@ -72,7 +78,7 @@ TEST(ConformanceLinear, EveryWeightDtypeAwkwardSizes) {
   SCOPED_TRACE(SeedTrace(seed));
   std::mt19937_64 rng(seed);
   ThreadPool pool(2);
-  // m: 1-3 and 5 exercise the GEMV's 1/3/4+1 row groups; 17 and 97 the sgemm path.
+  // m: 1, 3, 5 and 17 exercise the GEMV's row groups (1, 3, 4+1, 4x4+1).
   const std::vector<int64_t> ms = {1, 3, 5, 17, 97};
   const std::vector<int64_t> ns = {1, 17, 129};
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
@@ -108,6 +114,23 @@ TEST(ConformanceLinear, BiasDtypes) {
       RunLinearCase({DType::kBF16, m, 129, 17, true, bias_dtype}, pool, rng);
       RunLinearCase({DType::kF32, m, 3, 257, true, bias_dtype}, pool, rng);
     }
+  }
+}
+
+TEST(ConformanceLinear, AlgorithmChoice) {
+  EXPECT_EQ(ChooseLinearAlgo(1, 576, 576, DType::kQ4_1), LinearAlgo::kGemv);
+  EXPECT_EQ(ChooseLinearAlgo(8, 49152, 576, DType::kQ8_0), LinearAlgo::kGemv);
+  EXPECT_EQ(ChooseLinearAlgo(512, 576, 576, DType::kQ4_1), LinearAlgo::kGemm);
+  EXPECT_EQ(ChooseLinearAlgo(512, 576, 576, DType::kF32), LinearAlgo::kGemm);
+  // Monotone in m: once sgemm wins it keeps winning.
+  for (DType t : {DType::kF32, DType::kBF16, DType::kQ4_1, DType::kQ8_0, DType::kQ6_K}) {
+    bool gemm = false;
+    for (int64_t m = 1; m <= 1024; ++m) {
+      const bool now = ChooseLinearAlgo(m, 1536, 576, t) == LinearAlgo::kGemm;
+      EXPECT_TRUE(now || !gemm) << "m=" << m;
+      gemm = now;
+    }
+    EXPECT_TRUE(gemm);
   }
 }
 

@@ -1,8 +1,8 @@
 // Linear on the CPU, two regimes chosen by the number of input rows m:
-// - m < kGemmMinRows (decode): a GEMV that streams the weights once in their
+// - few rows (decode, see ChooseLinearAlgo): a GEMV that streams the weights once in their
 //   stored format, converting each 32-element chunk in registers and
 //   reusing it for up to 4 rows of x, threaded over output rows;
-// - m >= kGemmMinRows (prefill): each thread takes a slice of output rows,
+// - many rows (prefill): each thread takes a slice of output rows,
 //   dequantizes tiles of kGemmTileRows weight rows to f32 (f32 weights are
 //   used in place) and calls single-threaded OpenBLAS sgemm on the tile.
 // Both accumulate in f32; only the summation order differs from LinearRef.
@@ -22,9 +22,6 @@
 namespace lserve {
 namespace {
 
-// Measured on the 2-core AVX2 machine (bench/README in the report): the
-// register-converting GEMV beats dequantize + sgemm below this many rows.
-constexpr int64_t kGemmMinRows = 12;
 // Weight rows per dequantized tile: large enough that sgemm's packing of x
 // is amortised, small enough to stay in L2/L3 (256 x 1536 f32 = 1.5 MiB).
 constexpr int64_t kGemmTileRows = 256;
@@ -95,7 +92,33 @@ void AddBias(const LinearParams& p, int64_t j0, int64_t j1) {
 
 }  // namespace
 
+// The smallest m for which dequantize + sgemm beats the GEMV. Measured with
+// bench/kernels on the demo model's shapes (n, k in {192, 576, 1536}), one
+// and two threads, on the AMD Zen 3 development machine and an Intel Xeon
+// (OpenBLAS Haswell kernels): the 4-bit types' GEMV pays the most per
+// element to convert, so sgemm wins first for them; plain f16/bf16 rows of
+// short k convert cheaply and keep the GEMV longer.
+int64_t GemmMinRows(int64_t k, DType w_dtype) {
+  switch (w_dtype) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ4_K:
+    case DType::kQ6_K: return 8;
+    case DType::kQ8_0: return 12;
+    case DType::kF32: return 16;
+    default: return k >= 1024 ? 16 : 24;  // F16, BF16
+  }
+}
+
+LinearAlgo ChooseLinearAlgo(int64_t m, int64_t n, int64_t k, DType w_dtype) {
+  return m >= GemmMinRows(k, w_dtype) ? LinearAlgo::kGemm : LinearAlgo::kGemv;
+}
+
 void LinearCpu(const LinearParams& p, ThreadPool& pool) {
+  LinearCpuWithAlgo(p, ChooseLinearAlgo(p.m, p.n, p.k, p.w_dtype), pool);
+}
+
+void LinearCpuWithAlgo(const LinearParams& p, LinearAlgo algo, ThreadPool& pool) {
   LSERVE_CHECK(LinearSupports(p.w_dtype, p.k));
   LSERVE_CHECK(p.bias == nullptr || LinearSupportsBias(p.bias_dtype));
   if (p.m <= 0 || p.n <= 0) return;
@@ -103,7 +126,7 @@ void LinearCpu(const LinearParams& p, ThreadPool& pool) {
   LSERVE_CHECK(row_bytes_opt.has_value());
   const size_t row_bytes = static_cast<size_t>(*row_bytes_opt);
 
-  if (p.m >= kGemmMinRows) {
+  if (algo == LinearAlgo::kGemm) {
     UseSingleThreadedBlas();
     // One slice of output rows per thread, at least 16 rows.
     const int64_t max_chunks = std::max<int64_t>(1, p.n / 16);

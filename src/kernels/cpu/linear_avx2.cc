@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/check.h"
 #include "kernels/cpu/simd_avx2.h"
@@ -36,6 +37,24 @@ inline float HorizontalSum(__m256 v) {
 inline void U8x16ToF32(__m128i lo16, __m256* out) {
   out[0] = U8x8ToF32(lo16);
   out[1] = U8x8ToF32(_mm_srli_si128(lo16, 8));
+}
+
+// The 16 bytes of Q4_0 / Q4_1 nibbles (element j < 16 = low nibble of byte
+// j, element 16 + j = its high nibble) as 4 vectors of f32 without byte
+// shuffles: the bytes are broadcast to both 128-bit halves, so 32-bit lane i
+// holds bytes 4(i%4) .. 4(i%4)+3; vector g shifts lanes 0-3 by 8g (low
+// nibble of byte g) and lanes 4-7 by 8g+4 (its high nibble). The GEMV
+// multiplies them with x permuted the same way (Nibbles16Element).
+inline int Nibbles16Element(int g, int lane) { return lane < 4 ? 4 * lane + g : 16 + 4 * (lane - 4) + g; }
+
+inline void Nibbles16Permuted(const uint8_t* qs, __m256* f) {
+  const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i mask = _mm256_set1_epi32(0x0f);
+  __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m256i eight = _mm256_set1_epi32(8);
+  for (int g = 0; g < 4; ++g, shift = _mm256_add_epi32(shift, eight)) {
+    f[g] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(v, shift), mask));
+  }
 }
 
 // Loaders: kBlockElems elements in kBlockBytes bytes, kBlockElems / 32 chunks.
@@ -96,6 +115,12 @@ struct LoaderQ8_0 {  // x = q * d
       w[g] = _mm256_mul_ps(I8x8ToF32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * g))), d);
     }
   }
+  static constexpr bool kHasOffset = false;
+  static constexpr bool kPermuted = false;
+  void LoadFactored(int, __m256* f, __m256* scale, float*) const {
+    for (int g = 0; g < 4; ++g) f[g] = I8x8ToF32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * g)));
+    scale[0] = scale[1] = d;
+  }
 };
 
 struct LoaderQ4_0 {  // x = (nib - 8) * d; element j < 16: low nibble of qs[j], else high nibble of qs[j-16]
@@ -106,7 +131,16 @@ struct LoaderQ4_0 {  // x = (nib - 8) * d; element j < 16: low nibble of qs[j], 
     p = b + 2;
     d = _mm256_set1_ps(LoadHalf(b));
   }
-  void Load(int, __m256* w) const {
+  static constexpr bool kHasOffset = false;
+  static constexpr bool kPermuted = true;
+  static int Element(int g, int lane) { return Nibbles16Element(g, lane); }
+  void LoadFactored(int, __m256* f, __m256* scale, float*) const {
+    Nibbles16Permuted(p, f);
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    for (int g = 0; g < 4; ++g) f[g] = _mm256_sub_ps(f[g], eight);
+    scale[0] = scale[1] = d;
+  }
+  void Load(int c, __m256* w) const {
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i mask = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
@@ -128,12 +162,23 @@ struct LoaderQ4_1 {  // x = nib * d + m
     m = _mm256_set1_ps(LoadHalf(b + 2));
   }
   void Load(int, __m256* w) const {
+    __m256 f[4];
+    Nibbles(f);
+    for (int g = 0; g < 4; ++g) w[g] = _mm256_add_ps(_mm256_mul_ps(f[g], d), m);
+  }
+  static constexpr bool kHasOffset = true;
+  static constexpr bool kPermuted = true;
+  static int Element(int g, int lane) { return Nibbles16Element(g, lane); }
+  void LoadFactored(int, __m256* f, __m256* scale, float* offset) const {
+    Nibbles16Permuted(p, f);
+    scale[0] = scale[1] = d;
+    *offset = _mm256_cvtss_f32(m);
+  }
+  void Nibbles(__m256* f) const {
     const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i mask = _mm_set1_epi8(0x0f);
-    __m256 f[4];
     U8x16ToF32(_mm_and_si128(qs, mask), f);
     U8x16ToF32(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), f + 2);
-    for (int g = 0; g < 4; ++g) w[g] = _mm256_add_ps(_mm256_mul_ps(f[g], d), m);
   }
 };
 
@@ -162,14 +207,33 @@ struct LoaderQ4_K {
     q = b + 16;
   }
   void Load(int c, __m256* w) const {
+    __m256 f[4];
+    Nibbles(c, f);
+    const __m256 sc = _mm256_set1_ps(scale[c]), mn = _mm256_set1_ps(min[c]);
+    for (int g = 0; g < 4; ++g) w[g] = _mm256_sub_ps(_mm256_mul_ps(sc, f[g]), mn);
+  }
+  static constexpr bool kHasOffset = true;
+  static constexpr bool kPermuted = true;
+  // 32-bit lane i of the 32 quant bytes holds bytes 4i..4i+3: vector g takes
+  // byte g of each lane, i.e. element 4 * lane + g of the chunk.
+  static int Element(int g, int lane) { return 4 * lane + g; }
+  void LoadFactored(int c, __m256* f, __m256* sc, float* offset) const {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * (c / 2)));
+    const __m256i mask = _mm256_set1_epi32(0x0f);
+    const int nibble_shift = (c & 1) ? 4 : 0;
+    for (int g = 0; g < 4; ++g) {
+      const __m256i nib = _mm256_and_si256(_mm256_srl_epi32(bytes, _mm_cvtsi32_si128(8 * g + nibble_shift)), mask);
+      f[g] = _mm256_cvtepi32_ps(nib);
+    }
+    sc[0] = sc[1] = _mm256_set1_ps(scale[c]);
+    *offset = -min[c];
+  }
+  void Nibbles(int c, __m256* f) const {
     __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * (c / 2)));
     if (c & 1) bytes = _mm256_srli_epi16(bytes, 4);
     bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0f));
-    __m256 f[4];
     U8x16ToF32(_mm256_castsi256_si128(bytes), f);
     U8x16ToF32(_mm256_extracti128_si256(bytes, 1), f + 2);
-    const __m256 sc = _mm256_set1_ps(scale[c]), mn = _mm256_set1_ps(min[c]);
-    for (int g = 0; g < 4; ++g) w[g] = _mm256_sub_ps(_mm256_mul_ps(sc, f[g]), mn);
   }
 };
 
@@ -186,6 +250,16 @@ struct LoaderQ6_K {
     d = LoadHalf(block + 208);
   }
   void Load(int chunk, __m256* w) const {
+    __m256 scale[2];
+    LoadFactored(chunk, w, scale, nullptr);
+    w[0] = _mm256_mul_ps(scale[0], w[0]);
+    w[1] = _mm256_mul_ps(scale[0], w[1]);
+    w[2] = _mm256_mul_ps(scale[1], w[2]);
+    w[3] = _mm256_mul_ps(scale[1], w[3]);
+  }
+  static constexpr bool kHasOffset = false;
+  static constexpr bool kPermuted = false;
+  void LoadFactored(int chunk, __m256* w, __m256* scale, float*) const {
     const int half = chunk / 4, c = chunk % 4;
     const uint8_t* ql = b + 64 * half + 32 * (c & 1);
     const uint8_t* qh = b + 128 + 32 * half;
@@ -199,12 +273,12 @@ struct LoaderQ6_K {
     hi = _mm256_slli_epi16(hi, 4);
     const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32));
     const __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
-    const __m256 s0 = _mm256_set1_ps(d * static_cast<float>(sc[2 * c]));
-    const __m256 s1 = _mm256_set1_ps(d * static_cast<float>(sc[2 * c + 1]));
-    w[0] = _mm256_mul_ps(s0, I8x8ToF32(q0));
-    w[1] = _mm256_mul_ps(s0, I8x8ToF32(_mm_srli_si128(q0, 8)));
-    w[2] = _mm256_mul_ps(s1, I8x8ToF32(q1));
-    w[3] = _mm256_mul_ps(s1, I8x8ToF32(_mm_srli_si128(q1, 8)));
+    scale[0] = _mm256_set1_ps(d * static_cast<float>(sc[2 * c]));
+    scale[1] = _mm256_set1_ps(d * static_cast<float>(sc[2 * c + 1]));
+    w[0] = I8x8ToF32(q0);
+    w[1] = I8x8ToF32(_mm_srli_si128(q0, 8));
+    w[2] = I8x8ToF32(q1);
+    w[3] = I8x8ToF32(_mm_srli_si128(q1, 8));
   }
 };
 
@@ -247,21 +321,104 @@ void DotRows(const uint8_t* row, int64_t k, const float* x, int64_t ldx, float* 
   }
 }
 
+// The factored form for block-quantized rows: a chunk's weights are
+// scale * f + offset with f small integers (as floats), so
+//   dot = sum_chunks scale * (f . x) + offset * sum(x over the chunk).
+// The per-chunk sums of x (xsum, [R][k / 32]) are computed once per call and
+// shared by all weight rows; the weights are never scaled element by element.
+// Same values as dequantize-then-dot up to f32 rounding order.
+template <class L, int R>
+void DotRowsFactored(const uint8_t* row, int64_t k, const float* x, int64_t ldx, const float* xsum,
+                     int64_t ld_xsum, float* out) {
+  constexpr int kChunks = L::kBlockElems / 32;
+  __m256 acc[R][2];
+  float offset_acc[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    offset_acc[r] = 0.0f;
+  }
+  const int64_t n_blocks = k / L::kBlockElems;
+  L loader;
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    loader.Begin(row + blk * L::kBlockBytes);
+    for (int c = 0; c < kChunks; ++c) {
+      __m256 f[4], scale[2];
+      float offset = 0.0f;
+      loader.LoadFactored(c, f, scale, &offset);
+      const int64_t chunk = blk * kChunks + c;
+      const float* xc = x + 32 * chunk;
+      for (int r = 0; r < R; ++r) {
+        const float* xr = xc + r * ldx;
+        __m256 lo = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
+        lo = _mm256_fmadd_ps(f[1], _mm256_loadu_ps(xr + 8), lo);
+        __m256 hi = _mm256_mul_ps(f[2], _mm256_loadu_ps(xr + 16));
+        hi = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xr + 24), hi);
+        acc[r][0] = _mm256_fmadd_ps(scale[0], lo, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(scale[1], hi, acc[r][1]);
+        if constexpr (L::kHasOffset) offset_acc[r] += offset * xsum[r * ld_xsum + chunk];
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = HorizontalSum(_mm256_add_ps(acc[r][0], acc[r][1])) + offset_acc[r];
+}
+
+template <class L, int R>
+void DotRowsAny(const uint8_t* row, int64_t k, const float* x, const float* xsum, int64_t ld_xsum, float* out) {
+  if constexpr (kIsPlain<L>) {
+    DotRows<L, R>(row, k, x, k, out);
+  } else {
+    DotRowsFactored<L, R>(row, k, x, k, xsum, ld_xsum, out);
+  }
+}
+
 template <class L>
 void GemvRows(const uint8_t* w, size_t row_bytes, int64_t k, const float* x, int64_t m, int64_t j0, int64_t j1,
               float* y, int64_t ldy) {
+  const int64_t chunks = k / 32;
+  // x in the element order the loader's factored vectors use (once per call,
+  // shared by all weight rows).
+  thread_local std::vector<float> x_permuted;
+  if constexpr (!kIsPlain<L>) {
+    if constexpr (L::kPermuted) {
+      x_permuted.resize(static_cast<size_t>(m * k));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t c = 0; c < chunks; ++c) {
+          const float* src = x + i * k + 32 * c;
+          float* dst = x_permuted.data() + i * k + 32 * c;
+          for (int g = 0; g < 4; ++g)
+            for (int lane = 0; lane < 8; ++lane) dst[8 * g + lane] = src[L::Element(g, lane)];
+        }
+      }
+      x = x_permuted.data();
+    }
+  }
+  // Per-32-element sums of every x row (only the types with an offset use them).
+  thread_local std::vector<float> xsum;
+  if constexpr (!kIsPlain<L>) {
+    if constexpr (L::kHasOffset) {
+      xsum.resize(static_cast<size_t>(m * chunks));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t c = 0; c < chunks; ++c) {
+          const float* xc = x + i * k + 32 * c;
+          __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xc), _mm256_loadu_ps(xc + 8)),
+                                   _mm256_add_ps(_mm256_loadu_ps(xc + 16), _mm256_loadu_ps(xc + 24)));
+          xsum[i * chunks + c] = HorizontalSum(s);
+        }
+      }
+    }
+  }
   float out[4];
   for (int64_t j = j0; j < j1; ++j) {
     const uint8_t* row = w + static_cast<size_t>(j) * row_bytes;
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) {
-      DotRows<L, 4>(row, k, x + i * k, k, out);
+      DotRowsAny<L, 4>(row, k, x + i * k, xsum.data() + i * chunks, chunks, out);
       for (int r = 0; r < 4; ++r) y[(i + r) * ldy + j] = out[r];
     }
     switch (m - i) {
-      case 3: DotRows<L, 3>(row, k, x + i * k, k, out); break;
-      case 2: DotRows<L, 2>(row, k, x + i * k, k, out); break;
-      case 1: DotRows<L, 1>(row, k, x + i * k, k, out); break;
+      case 3: DotRowsAny<L, 3>(row, k, x + i * k, xsum.data() + i * chunks, chunks, out); break;
+      case 2: DotRowsAny<L, 2>(row, k, x + i * k, xsum.data() + i * chunks, chunks, out); break;
+      case 1: DotRowsAny<L, 1>(row, k, x + i * k, xsum.data() + i * chunks, chunks, out); break;
       default: break;
     }
     for (int64_t r = 0; r < m - i; ++r) y[(i + r) * ldy + j] = out[r];
