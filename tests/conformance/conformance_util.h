@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cpu/simd_avx2.h"
 
 namespace lserve::conformance {
 
@@ -120,6 +121,15 @@ inline std::vector<uint8_t> RandomWeights(std::mt19937_64& rng, DType dtype, int
   }
   return bytes;
 }
+
+// Runs the CPU kernels' portable scalar paths (as on a machine without
+// AVX2/FMA/F16C) while in scope.
+struct ScalarKernelsScope {
+  ScalarKernelsScope() { cpu_detail::SetSimdEnabledForTesting(false); }
+  ~ScalarKernelsScope() { cpu_detail::SetSimdEnabledForTesting(true); }
+  ScalarKernelsScope(const ScalarKernelsScope&) = delete;
+  ScalarKernelsScope& operator=(const ScalarKernelsScope&) = delete;
+};
 
 inline std::string SeedTrace(uint64_t seed) { return "seed " + std::to_string(seed); }
 

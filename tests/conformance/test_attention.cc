@@ -213,6 +213,16 @@ TEST(ConformanceAttention, SplitKeysForLongDecode) {
   RunAttentionCase({32, 2, 1, 128, {{513, 1, 512}}}, pool, rng);
 }
 
+TEST(ConformanceAttention, ScalarFallback) {
+  const uint64_t seed = FreshSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  ThreadPool pool(2);
+  ScalarKernelsScope scalar;
+  RunAttentionCase({16, 2, 4, 64, MixedBatch()}, pool, rng);
+  RunAttentionCase({16, 1, 4, 16, {{700, 1, 699}}}, pool, rng);  // split keys too
+}
+
 // ---- log-sum-exp merge ----
 
 void MergeOracle(const std::vector<float>& va, const std::vector<float>& la, const std::vector<float>& vb,

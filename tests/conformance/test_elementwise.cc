@@ -202,6 +202,32 @@ TEST(ConformanceSwiglu, LengthsAndRanges) {
   }
 }
 
+// The portable paths of the elementwise kernels against the SIMD ones (and,
+// through the tests above, the reference).
+TEST(ConformanceElementwise, ScalarFallbackMatchesReference) {
+  const uint64_t seed = FreshSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  ThreadPool pool(2);
+  ScalarKernelsScope scalar;
+  const int64_t m = 3, dim = 97;
+  const std::vector<float> x = RandomFloats(rng, m * dim, -4.0f, 4.0f), up = RandomFloats(rng, m * dim);
+  const std::vector<uint8_t> w = RandomWeights(rng, DType::kBF16, 1, dim);
+  std::vector<float> ref(m * dim), cpu(m * dim);
+  RmsNormRef({x.data(), w.data(), DType::kBF16, ref.data(), m, dim, 1e-6f});
+  RmsNormCpu({x.data(), w.data(), DType::kBF16, cpu.data(), m, dim, 1e-6f}, pool);
+  EXPECT_EQ(ref, cpu);  // same operations in the same order
+  SwigluRef({x.data(), up.data(), ref.data(), m, dim});
+  SwigluCpu({x.data(), up.data(), cpu.data(), m, dim}, pool);
+  EXPECT_EQ(ref, cpu);
+  const std::vector<uint8_t> table = RandomWeights(rng, DType::kQ4_K, 7, 256);
+  const std::vector<int32_t> ids = {6, 0, 3};
+  std::vector<float> e_ref(3 * 256), e_cpu(3 * 256);
+  EmbeddingRef({table.data(), DType::kQ4_K, 7, 256, ids.data(), 3, e_ref.data()});
+  EmbeddingCpu({table.data(), DType::kQ4_K, 7, 256, ids.data(), 3, e_cpu.data()}, pool);
+  EXPECT_EQ(e_ref, e_cpu);
+}
+
 // KV append over a paged pool: two chunks of one sequence, the second
 // starting inside a logical page (statistics merged), tokens not stored
 // (page -1), a pool holding a subset of the kv heads in another order, and

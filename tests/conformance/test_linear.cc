@@ -117,6 +117,20 @@ TEST(ConformanceLinear, BiasDtypes) {
   }
 }
 
+TEST(ConformanceLinear, ScalarFallback) {
+  const uint64_t seed = FreshSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  ThreadPool pool(2);
+  ScalarKernelsScope scalar;
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
+                  DType::kQ6_K}) {
+    const int64_t k = DTypeBlockElems(t) == 1 ? 97 : 2 * DTypeBlockElems(t);
+    RunLinearCase({t, 3, 17, k, true, DType::kBF16}, pool, rng);
+    RunLinearCase({t, 17, 17, k, false, DType::kF32}, pool, rng);
+  }
+}
+
 TEST(ConformanceLinear, AlgorithmChoice) {
   EXPECT_EQ(ChooseLinearAlgo(1, 576, 576, DType::kQ4_1), LinearAlgo::kGemv);
   EXPECT_EQ(ChooseLinearAlgo(8, 49152, 576, DType::kQ8_0), LinearAlgo::kGemv);

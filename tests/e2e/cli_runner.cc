@@ -39,7 +39,7 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-CliResult RunLserve(const std::vector<std::string>& args) {
+CliResult RunLserve(const std::vector<std::string>& args, const std::string& stdin_path) {
   const std::string out_path = TempPath("stdout");
   const std::string err_path = TempPath("stderr");
   std::vector<std::string> argv_s = {LSERVE_BINARY};
@@ -50,7 +50,7 @@ CliResult RunLserve(const std::vector<std::string>& args) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;

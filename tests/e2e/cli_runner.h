@@ -14,7 +14,7 @@ struct CliResult {
 
 // Runs LSERVE_BINARY with `args` (each passed as one argument, no shell
 // interpretation) and waits for it.
-CliResult RunLserve(const std::vector<std::string>& args);
+CliResult RunLserve(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null");
 
 std::string SourcePath(const std::string& relative);  // LSERVE_SOURCE_DIR/relative
 std::string DemoModelPath();                          // models/SmolLM2-135M-Instruct.Q4_1.gguf

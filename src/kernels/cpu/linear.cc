@@ -1,10 +1,11 @@
-// Linear on the CPU, two regimes chosen by the number of input rows m:
-// - few rows (decode, see ChooseLinearAlgo): a GEMV that streams the weights once in their
-//   stored format, converting each 32-element chunk in registers and
-//   reusing it for up to 4 rows of x, threaded over output rows;
+// Linear on the CPU, two regimes chosen by the number of input rows m
+// (ChooseLinearAlgo):
+// - few rows (decode): a GEMV that streams the weights once in their stored
+//   format, converting each 32-element chunk in registers and reusing it for
+//   up to 4 rows of x, threaded over output rows;
 // - many rows (prefill): each thread takes a slice of output rows,
-//   dequantizes tiles of kGemmTileRows weight rows to f32 (f32 weights are
-//   used in place) and calls single-threaded OpenBLAS sgemm on the tile.
+//   dequantizes tiles of up to kGemmTileRows weight rows to f32 (f32 weights
+//   are used in place) and calls single-threaded OpenBLAS sgemm on the tile.
 // Both accumulate in f32; only the summation order differs from LinearRef.
 #include "kernels/cpu/linear.h"
 

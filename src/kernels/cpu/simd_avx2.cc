@@ -1,6 +1,7 @@
 // AVX2 elementwise and reduction helpers shared by the CPU kernels.
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "core/check.h"
@@ -67,11 +68,17 @@ inline float LoadWeight1(const void* w, DType t, int64_t i) {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> simd_enabled{true};
+}  // namespace
+
 bool CpuHasAvx2Fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                           __builtin_cpu_supports("f16c");
-  return has;
+  return has && simd_enabled.load(std::memory_order_relaxed);
 }
+
+void SetSimdEnabledForTesting(bool enabled) { simd_enabled.store(enabled, std::memory_order_relaxed); }
 
 float SumSquaresAvx2(const float* x, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();

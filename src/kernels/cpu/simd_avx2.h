@@ -11,8 +11,14 @@
 
 namespace lserve::cpu_detail {
 
-// True when the running CPU has AVX2, FMA and F16C (checked once).
+// True when the running CPU has AVX2, FMA and F16C (checked once) and the
+// SIMD paths are enabled.
 bool CpuHasAvx2Fma();
+
+// Tests: disables (false) or re-enables the SIMD paths so that the portable
+// scalar fallbacks run on this machine too. Not for concurrent use with
+// running kernels.
+void SetSimdEnabledForTesting(bool enabled);
 
 // Linear, weight rows [j0, j1): y[i * ldy + j] = dot(x[i, :], w[j, :]) for
 // i < m (no bias). w rows are row_bytes apart, k elements each, of a dtype
