@@ -87,8 +87,8 @@ TEST(JinjaSandbox, MutatingMethodsAreRefusedAsInTheImmutableSandbox) {
   EXPECT_EQ(*RenderSource("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
                           "{% endfor %}{{ ns.n }}"),
             "1");
-  ExpectFailsQuickly("{% set ns = namespace() %}{% set ns.__dict__ = 1 %}", StatusCode::kInvalidArgument);
-  ExpectFailsQuickly("{{ namespace(_private=1) }}", StatusCode::kInvalidArgument);
+  (void)ExpectFailsQuickly("{% set ns = namespace() %}{% set ns.__dict__ = 1 %}", StatusCode::kInvalidArgument);
+  (void)ExpectFailsQuickly("{{ namespace(_private=1) }}", StatusCode::kInvalidArgument);
 }
 
 TEST(JinjaSandbox, RaiseExceptionCarriesTheTemplateMessage) {
@@ -104,11 +104,11 @@ TEST(JinjaSandbox, RaiseExceptionCarriesTheTemplateMessage) {
 TEST(JinjaSandbox, RunawayLoopsStopWithinTheBudget) {
   Status s = ExpectFailsQuickly("{% for i in range(10**9) %}x{% endfor %}", StatusCode::kResourceExhausted);
   EXPECT_NE(s.message().find("Range too big"), std::string::npos) << s.message();
-  ExpectFailsQuickly("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+  (void)ExpectFailsQuickly("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
                      StatusCode::kResourceExhausted);
-  ExpectFailsQuickly("{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+  (void)ExpectFailsQuickly("{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
                      StatusCode::kResourceExhausted);
-  ExpectFailsQuickly(
+  (void)ExpectFailsQuickly(
       "{% set ns = namespace(l=[0]) %}{% for i in range(30) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"
       "{% for x in ns.l %}{% for y in ns.l %}{% endfor %}{% endfor %}",
       StatusCode::kResourceExhausted);
@@ -118,18 +118,18 @@ TEST(JinjaSandbox, RecursionStopsAtTheDepthLimit) {
   Status s = ExpectFailsQuickly("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
                                 StatusCode::kResourceExhausted);
   EXPECT_NE(s.message().find("64"), std::string::npos) << s.message();
-  ExpectFailsQuickly(
+  (void)ExpectFailsQuickly(
       "{% macro a(n) %}{{ b(n) }}{% endmacro %}{% macro b(n) %}{{ a(n) }}{% endmacro %}{{ a(0) }}",
       StatusCode::kResourceExhausted);
-  ExpectFailsQuickly("{% macro f() %}{% call f() %}{% endcall %}{% endmacro %}{{ f() }}",
+  (void)ExpectFailsQuickly("{% macro f() %}{% call f() %}{% endcall %}{% endmacro %}{{ f() }}",
                      StatusCode::kResourceExhausted);
   // Fan-out recursion: depth stays small but the work is exponential.
-  ExpectFailsQuickly("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+  (void)ExpectFailsQuickly("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
                      StatusCode::kResourceExhausted);
   ChatTemplateLimits shallow;
   shallow.max_depth = 5;
   EXPECT_TRUE(RenderSource("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(4) }}", shallow).ok());
-  ExpectFailsQuickly("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(5) }}",
+  (void)ExpectFailsQuickly("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(5) }}",
                      StatusCode::kResourceExhausted, shallow);
 }
 
@@ -150,7 +150,7 @@ TEST(JinjaSandbox, HugeValuesAreRefusedBeforeTheyAreBuilt) {
            "{{ '%*d' % (10**9, 1) }}",
            "{{ '{:>1000000000}'.format(1) }}",
        }) {
-    ExpectFailsQuickly(source, StatusCode::kResourceExhausted);
+    (void)ExpectFailsQuickly(source, StatusCode::kResourceExhausted);
   }
 }
 
@@ -163,9 +163,9 @@ TEST(JinjaSandbox, OutputIsCapped) {
   ChatTemplateLimits small;
   small.max_output_bytes = 1000;
   EXPECT_TRUE(RenderSource("{{ 'x' * 1000 }}", small).ok());
-  ExpectFailsQuickly("{{ 'x' * 1001 }}", StatusCode::kResourceExhausted, small);
-  ExpectFailsQuickly("{% for i in range(2000) %}x{% endfor %}", StatusCode::kResourceExhausted, small);
-  ExpectFailsQuickly("{% macro m() %}{% for i in range(2000) %}x{% endfor %}{% endmacro %}{% set y = m() %}",
+  (void)ExpectFailsQuickly("{{ 'x' * 1001 }}", StatusCode::kResourceExhausted, small);
+  (void)ExpectFailsQuickly("{% for i in range(2000) %}x{% endfor %}", StatusCode::kResourceExhausted, small);
+  (void)ExpectFailsQuickly("{% macro m() %}{% for i in range(2000) %}x{% endfor %}{% endmacro %}{% set y = m() %}",
                      StatusCode::kResourceExhausted, small);
 }
 
@@ -244,7 +244,7 @@ TEST(JinjaSandbox, ReferenceCyclesDoNotLeakOrLoop) {
            "{% set ns = namespace(v=0) %}{% for i in range(100000) %}{% set ns.v = {'k': ns.v} %}{% endfor %}",
            "{% set ns = namespace(v=0) %}{% for i in range(100000) %}{% set ns.v = (ns.v,) %}{% endfor %}",
        }) {
-    ExpectFailsQuickly(source, StatusCode::kInvalidArgument);
+    (void)ExpectFailsQuickly(source, StatusCode::kInvalidArgument);
   }
 }
 
@@ -295,7 +295,9 @@ TEST(JinjaSandbox, RandomTemplatesNeverCrash) {
     if (!t.ok()) continue;
     ++compiled;
     Result<std::string> r = t->RenderAt(OneUserMessage("x"), true, Json::object(), 0);
-    if (!r.ok()) EXPECT_NE(r.status().code(), StatusCode::kInternal) << "seed " << seed << ": " << source;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().code(), StatusCode::kInternal) << "seed " << seed << ": " << source;
+    }
   }
   EXPECT_GT(compiled, 0) << "seed " << seed;
 }

@@ -107,7 +107,9 @@ TEST(TokenizerRobustness, CorruptDocumentsGiveClearErrors) {
     c.edit(doc);
     auto tok = Load(doc);
     EXPECT_FALSE(tok.ok()) << c.name;
-    if (!tok.ok()) EXPECT_FALSE(tok.status().message().empty()) << c.name;
+    if (!tok.ok()) {
+      EXPECT_FALSE(tok.status().message().empty()) << c.name;
+    }
   }
   EXPECT_FALSE(Tokenizer::FromHfJson("{not json", "").ok());
   EXPECT_FALSE(Tokenizer::FromHfJson(BaseDocument().dump(), "[1, 2").ok());
@@ -154,7 +156,7 @@ TEST(TokenizerRobustness, ByteTokensThatAreNotBytesStayPlainTokens) {
 TEST(TokenizerRobustness, InvalidUtf8TextIsAnError) {
   auto tok = Load(BaseDocument());
   ASSERT_TRUE(tok.ok());
-  for (const std::string bad : {std::string("a\xC3"), std::string("\xFF"), std::string("\xED\xA0\x80"),
+  for (const std::string& bad : {std::string("a\xC3"), std::string("\xFF"), std::string("\xED\xA0\x80"),
                                 std::string("\xC0\xAF")}) {
     auto ids = tok->Encode(bad);
     ASSERT_FALSE(ids.ok());
