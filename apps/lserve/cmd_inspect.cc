@@ -1,8 +1,10 @@
 // lserve inspect: what a model file holds, as JSON.
 #include <map>
+#include <optional>
 
 #include "commands.h"
 #include "formats/model_source.h"
+#include "sparsity/head_roles.h"
 
 namespace lserve::app {
 namespace {
@@ -52,12 +54,37 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
   };
 }
 
-int RunInspect(const std::string& model_flag) {
-  auto path = ResolveModelPath(model_flag);
+struct InspectFlags {
+  std::string model;
+  std::string attn_pattern;  // empty: no roles in the output
+  std::optional<double> streaming_ratio;
+};
+
+// The model's head roles from --attn-pattern / --streaming-ratio (default 0.5
+// when a pattern is given, DESIGN.md §4).
+Result<HeadRoles> RolesFromFlags(const InspectFlags& f, const ModelConfig& config) {
+  if (f.attn_pattern.empty()) {
+    return InvalidArgument("--streaming-ratio needs --attn-pattern (a full_attention_heads.tsv or its folder)");
+  }
+  LSERVE_ASSIGN_OR_RETURN(const AttentionPattern pattern, LoadAttentionPattern(f.attn_pattern));
+  auto roles = AssignHeadRoles(pattern, f.streaming_ratio.value_or(0.5), config.num_hidden_layers,
+                               config.num_key_value_heads);
+  if (!roles.ok()) return roles.status().Annotate(f.attn_pattern);
+  return roles;
+}
+
+int RunInspect(const InspectFlags& flags) {
+  auto path = ResolveModelPath(flags.model);
   if (!path.ok()) return Fail(path.status());
   auto model = OpenModel(*path);
   if (!model.ok()) return Fail(model.status());
   const ModelSource& m = *model;
+  std::optional<HeadRoles> roles;
+  if (!flags.attn_pattern.empty() || flags.streaming_ratio) {
+    auto r = RolesFromFlags(flags, m.config);
+    if (!r.ok()) return Fail(r.status());
+    roles = std::move(*r);
+  }
 
   nlohmann::json tensors = nlohmann::json::array();
   std::map<std::string, int64_t> dtype_counts;
@@ -66,7 +93,7 @@ int RunInspect(const std::string& model_flag) {
     tensors.push_back({{"name", t.name}, {"shape", t.shape}, {"dtype", m.stored_dtypes[i]}});
     ++dtype_counts[m.stored_dtypes[i]];
   }
-  return PrintJson({
+  nlohmann::json out = {
       {"path", m.path},
       {"format", m.format == ModelFormat::kGguf ? "gguf" : "huggingface"},
       {"architecture", ArchitectureName(m.config.architecture)},
@@ -77,16 +104,24 @@ int RunInspect(const std::string& model_flag) {
       {"dtypes", dtype_counts},
       {"has_chat_template", !m.chat_template.empty()},
       {"tensors", tensors},
-  });
+  };
+  if (roles) out["roles"] = roles->roles;
+  return PrintJson(out);
 }
 
 }  // namespace
 
 Command AddInspect(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "architecture, config, tensor shapes, dtypes, parameter count");
-  auto model = std::make_shared<std::string>();
-  AddModelOption(*cmd, model.get());
-  return {cmd, [model] { return RunInspect(*model); }};
+  auto flags = std::make_shared<InspectFlags>();
+  AddModelOption(*cmd, &flags->model);
+  cmd->add_option("--attn-pattern", flags->attn_pattern,
+                  "DuoAttention full_attention_heads.tsv (or its folder): adds \"roles\" "
+                  "(per layer, per KV head: 1 retrieval, 0 streaming)");
+  cmd->add_option("--streaming-ratio", flags->streaming_ratio,
+                  "share of KV heads made streaming, one global quantile (default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  return {cmd, [flags] { return RunInspect(*flags); }};
 }
 
 }  // namespace lserve::app

@@ -14,30 +14,16 @@
 
 #include "core/mapped_file.h"
 #include "formats/hf_config.h"
+#include "formats/message_text.h"
 
 namespace lserve {
 namespace {
 
+using formats_detail::Quoted;
+using formats_detail::ShapeText;
+
 constexpr std::string_view kSingleWeights = "model.safetensors";
 constexpr std::string_view kWeightIndex = "model.safetensors.index.json";
-
-std::string Quoted(std::string_view s) {
-  std::string q;
-  q.reserve(s.size() + 2);
-  q += '\'';
-  q += s;
-  q += '\'';
-  return q;
-}
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 // realpath(3), or nullopt with errno set.
 std::optional<std::string> RealPath(const std::string& path) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "formats/message_text.h"
+
 namespace lserve {
 
 const char* ArchitectureName(Architecture a) {
@@ -39,15 +41,7 @@ constexpr int64_t kMaxHeads = int64_t{1} << 16;
 constexpr int64_t kMaxHeadDim = int64_t{1} << 12;
 constexpr int64_t kMaxPositions = int64_t{1} << 26;
 
-// "'key'" (built by appending: GCC 12 warns falsely on "'" + std::string).
-std::string Quoted(std::string_view key) {
-  std::string s;
-  s.reserve(key.size() + 2);
-  s += '\'';
-  s += key;
-  s += '\'';
-  return s;
-}
+using formats_detail::Quoted;
 
 Status OutOfRangeKey(std::string_view key, int64_t v, int64_t lo, int64_t hi) {
   return InvalidArgument(Quoted(key) + " = " + std::to_string(v) + " is outside [" +

@@ -9,9 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/utf8.h"
+#include "formats/message_text.h"
 
 namespace lserve {
 namespace {
+
+using formats_detail::Quoted;
+using formats_detail::ShapeText;
 
 using json = nlohmann::json;
 
@@ -19,25 +23,7 @@ using json = nlohmann::json;
 // 100 MB header of one tensor's shape would otherwise become 400 MB of int64.
 constexpr size_t kMaxRank = 64;
 
-std::string Quoted(std::string_view s) {
-  std::string q;
-  q.reserve(s.size() + 2);
-  q += '\'';
-  q += s;
-  q += '\'';
-  return q;
-}
-
 std::string TensorLabel(std::string_view name) { return "tensor " + Quoted(name); }
-
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
 
 // The dtype names of the safetensors format. Those DType can hold are read;
 // the others are known but refused with a clear message.

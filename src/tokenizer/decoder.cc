@@ -241,13 +241,10 @@ Result<std::unique_ptr<Decoder>> ParseDecoder(const json& spec, DecoderTraits* t
     return std::unique_ptr<Decoder>(new BpeSuffixDecoder(std::move(suffix)));
   }
   if (type == "Sequence") {
-    const json* list = json_util::Find(spec, "decoders");
-    if (list == nullptr || !list->is_array()) return json_util::TypeError(where, "decoders", "an array");
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (const json& item : *list) {
-      LSERVE_ASSIGN_OR_RETURN(std::unique_ptr<Decoder> step, ParseDecoder(item, traits, depth + 1));
-      steps.push_back(std::move(step));
-    }
+    LSERVE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Decoder>> steps,
+                            json_util::GetArrayOf<std::unique_ptr<Decoder>>(
+                                spec, "decoders", where,
+                                [&](const json& item) { return ParseDecoder(item, traits, depth + 1); }));
     return std::unique_ptr<Decoder>(new SequenceDecoder(std::move(steps)));
   }
   if (type == "WordPiece" || type == "CTC") {

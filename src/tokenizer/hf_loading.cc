@@ -111,13 +111,7 @@ Result<AddedToken> ParseConfigToken(const json& v, bool default_special, std::st
     return t;
   }
   if (!v.is_object()) return InvalidArgument(std::string(where) + " must be a string or an AddedToken object");
-  LSERVE_ASSIGN_OR_RETURN(t.content, json_util::GetString(v, "content", where));
-  LSERVE_ASSIGN_OR_RETURN(t.special, json_util::GetBool(v, "special", default_special, where));
-  LSERVE_ASSIGN_OR_RETURN(t.single_word, json_util::GetBool(v, "single_word", false, where));
-  LSERVE_ASSIGN_OR_RETURN(t.lstrip, json_util::GetBool(v, "lstrip", false, where));
-  LSERVE_ASSIGN_OR_RETURN(t.rstrip, json_util::GetBool(v, "rstrip", false, where));
-  LSERVE_ASSIGN_OR_RETURN(t.normalized, json_util::GetBool(v, "normalized", !t.special, where));
-  return t;
+  return ParseAddedTokenObject(v, default_special, where);
 }
 
 // The BPE vocabulary and merges of the file, in the shape the tokenizer
@@ -182,6 +176,17 @@ void ClassDefaults(TokenizerClass cls, std::vector<std::pair<std::string, json>>
 }
 
 }  // namespace
+
+Result<AddedToken> ParseAddedTokenObject(const json& obj, bool default_special, std::string_view where) {
+  AddedToken t;
+  LSERVE_ASSIGN_OR_RETURN(t.content, json_util::GetString(obj, "content", where));
+  LSERVE_ASSIGN_OR_RETURN(t.special, json_util::GetBool(obj, "special", default_special, where));
+  LSERVE_ASSIGN_OR_RETURN(t.single_word, json_util::GetBool(obj, "single_word", false, where));
+  LSERVE_ASSIGN_OR_RETURN(t.lstrip, json_util::GetBool(obj, "lstrip", false, where));
+  LSERVE_ASSIGN_OR_RETURN(t.rstrip, json_util::GetBool(obj, "rstrip", false, where));
+  LSERVE_ASSIGN_OR_RETURN(t.normalized, json_util::GetBool(obj, "normalized", !t.special, where));
+  return t;
+}
 
 const std::string_view kLlama3SplitPattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <utility>
 
 #include "tokenizer/jinja_builtins.h"
 #include "tokenizer/jinja_text.h"
@@ -102,30 +103,11 @@ bool IsListOrTuple(const Value& v) {
   return v.is_sequence() && (v.seq().kind == SequenceKind::kList || v.seq().kind == SequenceKind::kTuple);
 }
 
-// Python's range slicing: r[i:j:k] is again a range.
-Value SliceRange(const Sequence& r, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step) {
-  const int64_t n = static_cast<int64_t>(r.items.size());
-  int64_t lower = step > 0 ? 0 : -1;
-  int64_t upper = step > 0 ? n : n - 1;
-  auto clamp = [&](std::optional<int64_t> v, int64_t fallback) {
-    if (!v) return fallback;
-    int64_t x = *v;
-    if (x < 0) {
-      x += n;
-      if (x < lower) x = lower;
-    } else if (x > upper) {
-      x = upper;
-    }
-    return x;
-  };
-  int64_t s = clamp(start, step < 0 ? upper : lower);
-  int64_t e = clamp(stop, step < 0 ? lower : upper);
-  return Value::Range(r.range_start + s * r.range_step, r.range_start + e * r.range_step, r.range_step * step);
-}
-
-// Python's slice.indices() followed by the index walk.
-std::vector<size_t> SliceIndices(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
-                                 int64_t step) {
+// Python's slice.indices(): the start and stop of [start:stop:step] over a
+// sequence of `length` items, negative indices counted from the end and both
+// clamped into the walkable range.
+std::pair<int64_t, int64_t> SliceBounds(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
+                                        int64_t step) {
   int64_t lower = step > 0 ? 0 : -1;
   int64_t upper = step > 0 ? length : length - 1;
   auto clamp = [&](std::optional<int64_t> v, int64_t fallback) {
@@ -139,8 +121,19 @@ std::vector<size_t> SliceIndices(int64_t length, std::optional<int64_t> start, s
     }
     return x;
   };
-  int64_t s = clamp(start, step < 0 ? upper : lower);
-  int64_t e = clamp(stop, step < 0 ? lower : upper);
+  return {clamp(start, step < 0 ? upper : lower), clamp(stop, step < 0 ? lower : upper)};
+}
+
+// Python's range slicing: r[i:j:k] is again a range.
+Value SliceRange(const Sequence& r, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step) {
+  auto [s, e] = SliceBounds(static_cast<int64_t>(r.items.size()), start, stop, step);
+  return Value::Range(r.range_start + s * r.range_step, r.range_start + e * r.range_step, r.range_step * step);
+}
+
+// The indices [start:stop:step] visits, in order.
+std::vector<size_t> SliceIndices(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
+                                 int64_t step) {
+  auto [s, e] = SliceBounds(length, start, stop, step);
   std::vector<size_t> out;
   if (step > 0) {
     for (int64_t i = s; i < e; i += step) out.push_back(static_cast<size_t>(i));

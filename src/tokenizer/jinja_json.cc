@@ -9,6 +9,21 @@
 namespace lserve::jinja {
 namespace {
 
+// JSON's two-character escapes; false (nothing appended) for any other
+// code point.
+bool AppendShortEscape(char32_t c, std::string* out) {
+  switch (c) {
+    case '"': out->append("\\\""); return true;
+    case '\\': out->append("\\\\"); return true;
+    case '\n': out->append("\\n"); return true;
+    case '\r': out->append("\\r"); return true;
+    case '\t': out->append("\\t"); return true;
+    case '\b': out->append("\\b"); return true;
+    case '\f': out->append("\\f"); return true;
+    default: return false;
+  }
+}
+
 void AppendJsonString(std::string_view s, bool ensure_ascii, std::string* out) {
   out->push_back('"');
   char buf[16];
@@ -19,44 +34,26 @@ void AppendJsonString(std::string_view s, bool ensure_ascii, std::string* out) {
   if (!ensure_ascii) {
     for (char ch : s) {
       unsigned char c = static_cast<unsigned char>(ch);
-      switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        case '\b': out->append("\\b"); break;
-        case '\f': out->append("\\f"); break;
-        default:
-          if (c < 0x20) {
-            append_u(c);
-          } else {
-            out->push_back(ch);
-          }
+      if (AppendShortEscape(c, out)) continue;
+      if (c < 0x20) {
+        append_u(c);
+      } else {
+        out->push_back(ch);
       }
     }
   } else {
     for (char32_t cp : DecodeCodePoints(s)) {
-      switch (cp) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        case '\b': out->append("\\b"); break;
-        case '\f': out->append("\\f"); break;
-        default:
-          if (cp < 0x20 || cp > 0x7E) {
-            if (cp >= 0x10000) {
-              char32_t v = cp - 0x10000;
-              append_u(0xD800 + static_cast<unsigned>(v >> 10));
-              append_u(0xDC00 + static_cast<unsigned>(v & 0x3FF));
-            } else {
-              append_u(static_cast<unsigned>(cp));
-            }
-          } else {
-            out->push_back(static_cast<char>(cp));
-          }
+      if (AppendShortEscape(cp, out)) continue;
+      if (cp < 0x20 || cp > 0x7E) {
+        if (cp >= 0x10000) {
+          char32_t v = cp - 0x10000;
+          append_u(0xD800 + static_cast<unsigned>(v >> 10));
+          append_u(0xDC00 + static_cast<unsigned>(v & 0x3FF));
+        } else {
+          append_u(static_cast<unsigned>(cp));
+        }
+      } else {
+        out->push_back(static_cast<char>(cp));
       }
     }
   }

@@ -1,7 +1,6 @@
 #include "tokenizer/jinja_lexer.h"
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 
 #include "core/utf8.h"
@@ -72,7 +71,6 @@ std::string_view StripBeforeTag(std::string_view text, char sign, bool is_variab
 Result<std::string> DecodeStringLiteral(std::string_view body, int line) {
   std::string out;
   out.reserve(body.size());
-  char buf[16];
   size_t i = 0;
   auto hex_value = [&](size_t start, size_t count, uint32_t* value) {
     if (start + count > body.size()) return false;
@@ -100,14 +98,7 @@ Result<std::string> DecodeStringLiteral(std::string_view body, int line) {
       // backslash the decoder then pairs with this one.
       size_t len = 1;
       char32_t cp = utf8::DecodeOne(body, i + 1, &len);
-      if (cp < 0x100) {
-        std::snprintf(buf, sizeof(buf), "\\x%02x", static_cast<unsigned>(cp));
-      } else if (cp < 0x10000) {
-        std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(cp));
-      } else {
-        std::snprintf(buf, sizeof(buf), "\\U%08x", static_cast<unsigned>(cp));
-      }
-      out.append(buf);
+      AppendPyHexEscape(cp, &out);
       i += 1 + len;
       continue;
     }

@@ -49,6 +49,29 @@ size_t ByteOffsetOf(const std::vector<size_t>& offsets, int64_t cp_index) {
   return offsets[static_cast<size_t>(cp_index)];
 }
 
+// The optional `start` and `end` arguments (p[1], p[2]) of str.find,
+// str.startswith and the like: code point indices (default: the whole
+// string) and the byte offsets they select, clamped as Python slices are.
+struct StartEndWindow {
+  int64_t start;
+  int64_t end;
+  size_t begin_byte;
+  size_t end_byte;
+};
+
+Result<StartEndWindow> StartEndArgs(const Renderer& r, const Params& p, const std::vector<size_t>& offsets) {
+  StartEndWindow w{0, static_cast<int64_t>(offsets.size()) - 1, 0, 0};
+  if (Given(p, 1)) {
+    LSERVE_ASSIGN_OR_RETURN(w.start, IntArg(r, *p[1], "start"));
+  }
+  if (Given(p, 2)) {
+    LSERVE_ASSIGN_OR_RETURN(w.end, IntArg(r, *p[2], "end"));
+  }
+  w.begin_byte = ByteOffsetOf(offsets, w.start);
+  w.end_byte = ByteOffsetOf(offsets, w.end);
+  return w;
+}
+
 int64_t CodePointIndexOf(const std::vector<size_t>& offsets, size_t byte_offset) {
   return static_cast<int64_t>(std::lower_bound(offsets.begin(), offsets.end(), byte_offset) - offsets.begin());
 }
@@ -462,19 +485,12 @@ Result<Value> StrMethod(Renderer& r, const std::string& s, std::string_view name
     std::string_view view = s;
     if (Given(p, 1) || Given(p, 2)) {
       std::vector<size_t> offsets = CodePointOffsets(s);
-      int64_t n = static_cast<int64_t>(offsets.size()) - 1;
-      int64_t start = 0;
-      int64_t end = n;
-      if (Given(p, 1)) {
-        LSERVE_ASSIGN_OR_RETURN(start, IntArg(r, *p[1], "start"));
+      const int64_t n = static_cast<int64_t>(offsets.size()) - 1;
+      LSERVE_ASSIGN_OR_RETURN(StartEndWindow w, StartEndArgs(r, p, offsets));
+      if (w.start > n || (w.start >= 0 && w.end >= 0 && w.start > w.end) || w.begin_byte > w.end_byte) {
+        return Value::Bool(false);
       }
-      if (Given(p, 2)) {
-        LSERVE_ASSIGN_OR_RETURN(end, IntArg(r, *p[2], "end"));
-      }
-      size_t b = ByteOffsetOf(offsets, start);
-      size_t e = ByteOffsetOf(offsets, end);
-      if (start > n || (start >= 0 && end >= 0 && start > end) || b > e) return Value::Bool(false);
-      view = view.substr(b, e - b);
+      view = view.substr(w.begin_byte, w.end_byte - w.begin_byte);
     }
     std::vector<std::string> candidates;
     if (p[0]->is_string()) {
@@ -525,17 +541,9 @@ Result<Value> StrMethod(Renderer& r, const std::string& s, std::string_view name
     LSERVE_RETURN_IF_ERROR(bind({"sub", "start", "end"}, 1));
     LSERVE_ASSIGN_OR_RETURN(std::string sub, str_arg(0, "substring"));
     std::vector<size_t> offsets = CodePointOffsets(s);
-    int64_t n = static_cast<int64_t>(offsets.size()) - 1;
-    int64_t start = 0;
-    int64_t end = n;
-    if (Given(p, 1)) {
-      LSERVE_ASSIGN_OR_RETURN(start, IntArg(r, *p[1], "start"));
-    }
-    if (Given(p, 2)) {
-      LSERVE_ASSIGN_OR_RETURN(end, IntArg(r, *p[2], "end"));
-    }
-    size_t b = ByteOffsetOf(offsets, start);
-    size_t e = ByteOffsetOf(offsets, end);
+    LSERVE_ASSIGN_OR_RETURN(StartEndWindow w, StartEndArgs(r, p, offsets));
+    const size_t b = w.begin_byte;
+    const size_t e = w.end_byte;
     if (name == "count") {
       if (b > e) return Value::Int(0);
       std::string_view window = std::string_view(s).substr(b, e - b);

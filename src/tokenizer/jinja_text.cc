@@ -372,6 +372,18 @@ std::vector<std::string> PyRSplitWhitespace(std::string_view s, int64_t max_spli
   return std::vector<std::string>(parts.rbegin(), parts.rend());
 }
 
+void AppendPyHexEscape(char32_t cp, std::string* out) {
+  char buf[16];
+  if (cp < 0x100) {
+    std::snprintf(buf, sizeof(buf), "\\x%02x", static_cast<unsigned>(cp));
+  } else if (cp < 0x10000) {
+    std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(cp));
+  } else {
+    std::snprintf(buf, sizeof(buf), "\\U%08x", static_cast<unsigned>(cp));
+  }
+  out->append(buf);
+}
+
 std::string PyStrRepr(std::string_view s) {
   bool has_single = s.find('\'') != std::string_view::npos;
   bool has_double = s.find('"') != std::string_view::npos;
@@ -379,7 +391,6 @@ std::string PyStrRepr(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back(quote);
-  char buf[16];
   for (char32_t cp : DecodeCodePoints(s)) {
     if (cp == static_cast<char32_t>(quote) || cp == '\\') {
       out.push_back('\\');
@@ -391,14 +402,7 @@ std::string PyStrRepr(std::string_view s) {
     } else if (cp == '\t') {
       out.append("\\t");
     } else if (!IsPrintable(cp)) {
-      if (cp < 0x100) {
-        std::snprintf(buf, sizeof(buf), "\\x%02x", static_cast<unsigned>(cp));
-      } else if (cp < 0x10000) {
-        std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(cp));
-      } else {
-        std::snprintf(buf, sizeof(buf), "\\U%08x", static_cast<unsigned>(cp));
-      }
-      out.append(buf);
+      AppendPyHexEscape(cp, &out);
     } else if (cp < 0x80) {
       out.push_back(static_cast<char>(cp));
     } else {

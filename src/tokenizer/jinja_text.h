@@ -52,6 +52,11 @@ std::vector<std::string> PySplitLines(std::string_view s);
 std::vector<std::string> PySplitWhitespace(std::string_view s, int64_t max_split);
 std::vector<std::string> PyRSplitWhitespace(std::string_view s, int64_t max_split);
 
+// Appends Python's backslash escape of a code point: \xNN below 0x100,
+// \uNNNN below 0x10000, else \UNNNNNNNN (as repr() and backslashreplace
+// write it).
+void AppendPyHexEscape(char32_t cp, std::string* out);
+
 // Python repr() of a str: picks ' or " as Python does and escapes
 // non-printable code points as \xNN, \uNNNN or \UNNNNNNNN.
 std::string PyStrRepr(std::string_view s);

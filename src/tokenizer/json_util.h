@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -106,6 +108,21 @@ inline Result<char32_t> GetChar(const json& obj, std::string_view key, std::stri
   const char32_t c = unicode::NextCodePoint(s, &i);
   if (i != s.size()) return TypeError(where, key, "a single character");
   return c;
+}
+
+// The array member `key` of obj, each element turned into a T by
+// parse(element) -> Result<T> (the steps of a "Sequence" normalizer,
+// pre-tokenizer, post-processor or decoder); the first failure is returned.
+template <class T, class ParseFn>
+Result<std::vector<T>> GetArrayOf(const json& obj, std::string_view key, std::string_view where, ParseFn parse) {
+  const json* list = Find(obj, key);
+  if (list == nullptr || !list->is_array()) return TypeError(where, key, "an array");
+  std::vector<T> out;
+  for (const json& item : *list) {
+    LSERVE_ASSIGN_OR_RETURN(T element, parse(item));
+    out.push_back(std::move(element));
+  }
+  return out;
 }
 
 }  // namespace lserve::json_util

@@ -232,13 +232,10 @@ Result<std::unique_ptr<Normalizer>> ParseNormalizer(const json& spec, int depth)
     return std::unique_ptr<Normalizer>(new StripNormalizer(left, right));
   }
   if (type == "Sequence") {
-    const json* list = json_util::Find(spec, "normalizers");
-    if (list == nullptr || !list->is_array()) return json_util::TypeError(where, "normalizers", "an array");
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (const json& item : *list) {
-      LSERVE_ASSIGN_OR_RETURN(std::unique_ptr<Normalizer> step, ParseNormalizer(item, depth + 1));
-      steps.push_back(std::move(step));
-    }
+    LSERVE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Normalizer>> steps,
+                            json_util::GetArrayOf<std::unique_ptr<Normalizer>>(
+                                spec, "normalizers", where,
+                                [&](const json& item) { return ParseNormalizer(item, depth + 1); }));
     return std::unique_ptr<Normalizer>(new SequenceNormalizer(std::move(steps)));
   }
   if (type == "Precompiled" || type == "BertNormalizer") {

@@ -155,15 +155,10 @@ Result<std::unique_ptr<PostProcessor>> ParsePostProcessor(const json& spec, int6
     return ParseClsSep(spec, id_limit, "post_processor " + type);
   }
   if (type == "Sequence") {
-    const json* list = json_util::Find(spec, "processors");
-    if (list == nullptr || !list->is_array()) {
-      return json_util::TypeError("post_processor Sequence", "processors", "an array");
-    }
-    std::vector<std::unique_ptr<PostProcessor>> steps;
-    for (const json& item : *list) {
-      LSERVE_ASSIGN_OR_RETURN(std::unique_ptr<PostProcessor> step, ParsePostProcessor(item, id_limit, depth + 1));
-      steps.push_back(std::move(step));
-    }
+    LSERVE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<PostProcessor>> steps,
+                            json_util::GetArrayOf<std::unique_ptr<PostProcessor>>(
+                                spec, "processors", "post_processor Sequence",
+                                [&](const json& item) { return ParsePostProcessor(item, id_limit, depth + 1); }));
     return std::unique_ptr<PostProcessor>(new SequenceProcessor(std::move(steps)));
   }
   return InvalidArgument("unknown post_processor type \"" + type + "\"");

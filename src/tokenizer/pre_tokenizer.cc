@@ -375,13 +375,10 @@ Result<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const json& spec, int de
     return std::unique_ptr<PreTokenizer>(new SequencePreTokenizer(std::move(steps)));
   }
   if (type == "Sequence") {
-    const json* list = json_util::Find(spec, "pretokenizers");
-    if (list == nullptr || !list->is_array()) return json_util::TypeError(where, "pretokenizers", "an array");
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (const json& item : *list) {
-      LSERVE_ASSIGN_OR_RETURN(std::unique_ptr<PreTokenizer> step, ParsePreTokenizer(item, depth + 1));
-      steps.push_back(std::move(step));
-    }
+    LSERVE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<PreTokenizer>> steps,
+                            json_util::GetArrayOf<std::unique_ptr<PreTokenizer>>(
+                                spec, "pretokenizers", where,
+                                [&](const json& item) { return ParsePreTokenizer(item, depth + 1); }));
     return std::unique_ptr<PreTokenizer>(new SequencePreTokenizer(std::move(steps)));
   }
   if (type == "UnicodeScripts" || type == "FixedLength") {

@@ -27,13 +27,7 @@ Result<std::vector<AddedToken>> ParseAddedTokens(const json& doc) {
     if (const json* id = json_util::Find(entry, "id")) {
       LSERVE_RETURN_IF_ERROR(json_util::AsTokenId(*id, int64_t{1} << 32, kWhere).status());
     }
-    AddedToken t;
-    LSERVE_ASSIGN_OR_RETURN(t.content, json_util::GetString(entry, "content", kWhere));
-    LSERVE_ASSIGN_OR_RETURN(t.special, json_util::GetBool(entry, "special", false, kWhere));
-    LSERVE_ASSIGN_OR_RETURN(t.single_word, json_util::GetBool(entry, "single_word", false, kWhere));
-    LSERVE_ASSIGN_OR_RETURN(t.lstrip, json_util::GetBool(entry, "lstrip", false, kWhere));
-    LSERVE_ASSIGN_OR_RETURN(t.rstrip, json_util::GetBool(entry, "rstrip", false, kWhere));
-    LSERVE_ASSIGN_OR_RETURN(t.normalized, json_util::GetBool(entry, "normalized", !t.special, kWhere));
+    LSERVE_ASSIGN_OR_RETURN(AddedToken t, ParseAddedTokenObject(entry, /*default_special=*/false, kWhere));
     tokens.push_back(std::move(t));
   }
   return tokens;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +74,11 @@ extern const std::string_view kLlama3SplitPattern;
 extern const std::string_view kQwen2SplitPattern;
 // Sequence[Split(pattern, Isolated), ByteLevel(use_regex=false)].
 nlohmann::json SplitThenByteLevel(std::string_view pattern, bool add_prefix_space);
+
+// An AddedToken object as tokenizer.json and tokenizer_config.json spell it:
+// "content" (required), "single_word", "lstrip", "rstrip" (default false),
+// "special" (default `default_special`), "normalized" (default !special).
+Result<AddedToken> ParseAddedTokenObject(const nlohmann::json& obj, bool default_special, std::string_view where);
 
 // Builds the state from a plan (the document must be a tokenizer.json).
 Result<std::shared_ptr<const TokenizerState>> BuildTokenizerState(TransformersLoadPlan plan);

@@ -16,31 +16,6 @@
 namespace lserve::cpu_detail {
 namespace {
 
-inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Same polynomial exp as simd_avx2.cc (see there for the accuracy argument).
-inline __m256 Exp(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 q = _mm256_set1_ps(1.0f / 720.0f);
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 120.0f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 24.0f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 6.0f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
-  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(q, _mm256_castsi256_ps(pow2n));
-}
-
 // Scores of 8 consecutive keys (rows of k, stride kD) against q: 8 running
 // accumulators, then one transpose-and-add tree instead of 8 horizontal sums.
 template <int kD>

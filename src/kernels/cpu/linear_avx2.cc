@@ -26,13 +26,6 @@ inline float LoadHalf(const uint8_t* p) {
 inline __m256 U8x8ToF32(__m128i bytes) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)); }
 inline __m256 I8x8ToF32(__m128i bytes) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)); }
 
-inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // The 16 unsigned bytes of `lo16` as 2 registers of f32 (elements 0-7, 8-15).
 inline void U8x16ToF32(__m128i lo16, __m256* out) {
   out[0] = U8x8ToF32(lo16);
@@ -371,6 +364,16 @@ void DotRowsAny(const uint8_t* row, int64_t k, const float* x, const float* xsum
   }
 }
 
+// Calls fn(i, c, chunk) for every whole 32-element chunk c of every row i of
+// x ([m, k], row stride k), chunk pointing at its first element.
+template <class Fn>
+void ForEachChunk32(const float* x, int64_t m, int64_t k, Fn fn) {
+  const int64_t chunks = k / 32;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t c = 0; c < chunks; ++c) fn(i, c, x + i * k + 32 * c);
+  }
+}
+
 template <class L>
 void GemvRows(const uint8_t* w, size_t row_bytes, int64_t k, const float* x, int64_t m, int64_t j0, int64_t j1,
               float* y, int64_t ldy) {
@@ -381,14 +384,11 @@ void GemvRows(const uint8_t* w, size_t row_bytes, int64_t k, const float* x, int
   if constexpr (!kIsPlain<L>) {
     if constexpr (L::kPermuted) {
       x_permuted.resize(static_cast<size_t>(m * k));
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t c = 0; c < chunks; ++c) {
-          const float* src = x + i * k + 32 * c;
-          float* dst = x_permuted.data() + i * k + 32 * c;
-          for (int g = 0; g < 4; ++g)
-            for (int lane = 0; lane < 8; ++lane) dst[8 * g + lane] = src[L::Element(g, lane)];
-        }
-      }
+      ForEachChunk32(x, m, k, [&](int64_t i, int64_t c, const float* src) {
+        float* dst = x_permuted.data() + i * k + 32 * c;
+        for (int g = 0; g < 4; ++g)
+          for (int lane = 0; lane < 8; ++lane) dst[8 * g + lane] = src[L::Element(g, lane)];
+      });
       x = x_permuted.data();
     }
   }
@@ -397,14 +397,11 @@ void GemvRows(const uint8_t* w, size_t row_bytes, int64_t k, const float* x, int
   if constexpr (!kIsPlain<L>) {
     if constexpr (L::kHasOffset) {
       xsum.resize(static_cast<size_t>(m * chunks));
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t c = 0; c < chunks; ++c) {
-          const float* xc = x + i * k + 32 * c;
-          __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xc), _mm256_loadu_ps(xc + 8)),
-                                   _mm256_add_ps(_mm256_loadu_ps(xc + 16), _mm256_loadu_ps(xc + 24)));
-          xsum[i * chunks + c] = HorizontalSum(s);
-        }
-      }
+      ForEachChunk32(x, m, k, [&](int64_t i, int64_t c, const float* xc) {
+        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xc), _mm256_loadu_ps(xc + 8)),
+                                 _mm256_add_ps(_mm256_loadu_ps(xc + 16), _mm256_loadu_ps(xc + 24)));
+        xsum[i * chunks + c] = HorizontalSum(s);
+      });
     }
   }
   float out[4];

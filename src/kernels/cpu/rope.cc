@@ -29,17 +29,6 @@ struct RopeCosSinCache {
   }
 };
 
-// v[i], v[i+half] rotated exactly as RopeRef does (products and sums rounded
-// separately, no fused multiply-add), so the result is bit-identical.
-void RotateHead(float* v, const float* c, const float* s, int64_t half) {
-  for (int64_t i = 0; i < half; ++i) {
-    const float a = v[i];
-    const float b = v[i + half];
-    v[i] = a * c[i] - b * s[i];
-    v[i + half] = b * c[i] + a * s[i];
-  }
-}
-
 }  // namespace
 
 void RopeCpu(const RopeParams& p, ThreadPool& pool) {
@@ -63,20 +52,8 @@ void RopeCpu(const RopeParams& p, ThreadPool& pool) {
     for (int64_t t = b; t < e; ++t) {
       float* c = cos_table + t * half;
       float* s = sin_table + t * half;
-      if (fresh) {
-        const float pos = static_cast<float>(p.positions[t]);
-        for (int64_t i = 0; i < half; ++i) {
-          const float angle = pos * p.inv_freq[i];
-          c[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * p.attention_scaling;
-          s[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * p.attention_scaling;
-        }
-      }
-      if (p.q != nullptr) {
-        for (int64_t h = 0; h < p.n_q_heads; ++h) RotateHead(p.q + (t * p.n_q_heads + h) * p.head_dim, c, s, half);
-      }
-      if (p.k != nullptr) {
-        for (int64_t h = 0; h < p.n_kv_heads; ++h) RotateHead(p.k + (t * p.n_kv_heads + h) * p.head_dim, c, s, half);
-      }
+      if (fresh) RopeCosSinRow(p.positions[t], p.inv_freq, half, p.attention_scaling, c, s);
+      RopeRotateToken(p, t, c, s);
     }
   });
 }
