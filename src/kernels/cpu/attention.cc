@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "kernels/cpu/merge.h"
 #include "kernels/cpu/attention_impl.h"
 #include "kernels/cpu/simd_avx2.h"
 #include "kernels/ref/merge.h"
@@ -155,18 +156,7 @@ void PagedAttentionCpu(const PagedAttentionParams& p, ThreadPool& pool) {
   });
   if (n_splits == 1) return;
 
-  pool.ParallelFor(rows * p.n_q_heads, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float* o = p.out + i * d;
-      float lse = part_lse[i];
-      std::copy(part_o.begin() + i * d, part_o.begin() + (i + 1) * d, o);
-      for (int64_t sp = 1; sp < n_splits; ++sp) {
-        const size_t at = static_cast<size_t>(sp * rows * p.n_q_heads + i);
-        MergeStateInPlace(o, &lse, part_o.data() + at * d, part_lse[at], d);
-      }
-      if (p.lse != nullptr) p.lse[i] = lse;
-    }
-  });
+  MergeSplitPartials(part_o.data(), part_lse.data(), n_splits, rows * p.n_q_heads, d, p.out, p.lse, pool);
 }
 
 }  // namespace lserve

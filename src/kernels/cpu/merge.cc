@@ -19,4 +19,20 @@ void MergeStatesCpu(const MergeStatesParams& p, ThreadPool& pool) {
   });
 }
 
+void MergeSplitPartials(const float* part_o, const float* part_lse, int64_t n_splits, int64_t items, int64_t d,
+                        float* out, float* lse, ThreadPool& pool) {
+  pool.ParallelFor(items, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float* o = out + i * d;
+      float state_lse = part_lse[i];
+      std::copy(part_o + i * d, part_o + (i + 1) * d, o);
+      for (int64_t sp = 1; sp < n_splits; ++sp) {
+        const int64_t at = sp * items + i;
+        MergeStateInPlace(o, &state_lse, part_o + at * d, part_lse[at], d);
+      }
+      if (lse != nullptr) lse[i] = state_lse;
+    }
+  });
+}
+
 }  // namespace lserve

@@ -10,4 +10,11 @@ namespace lserve {
 
 void MergeStatesCpu(const MergeStatesParams& p, ThreadPool& pool);
 
+// Split-KV epilogue shared by the attention kernels: `items` partial states
+// per split, laid out split-major (part_o [n_splits, items, d], part_lse
+// [n_splits, items]), merged in split order into out [items, d] and, when
+// non-null, lse [items].
+void MergeSplitPartials(const float* part_o, const float* part_lse, int64_t n_splits, int64_t items, int64_t d,
+                        float* out, float* lse, ThreadPool& pool);
+
 }  // namespace lserve
