@@ -69,10 +69,19 @@ int RunGenerate(const GenerateFlags& f) {
     std::fputc('\n', stdout);
     return 0;
   }
+  const LlamaModel& m = *s.model;
+  const SparsityStats& sp = result->sparsity;
   return PrintJson({{"ids", result->ids},
                     {"text", result->text},
                     {"finish_reason", FinishReasonName(result->finish_reason)},
-                    {"timings", TimingsJson(result->timings, load_ms)}});
+                    {"timings", TimingsJson(result->timings, load_ms)},
+                    {"attention", AttentionModeName(m.attention().mode)},
+                    {"kv",
+                     {{"retrieval_bytes", result->kv_pages.retrieval * m.kv_bytes_per_page(KvPool::kRetrieval)},
+                      {"streaming_bytes", result->kv_pages.streaming * m.kv_bytes_per_page(KvPool::kStreaming)},
+                      {"retrieval_pages", result->kv_pages.retrieval},
+                      {"streaming_pages", result->kv_pages.streaming}}},
+                    {"sparsity", SparsityJson(sp)}});
 }
 
 struct ChatFlags {

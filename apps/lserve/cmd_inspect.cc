@@ -3,6 +3,8 @@
 #include <optional>
 
 #include "commands.h"
+#include "engine_session.h"
+#include "tokenizer/model_text.h"
 #include "formats/model_source.h"
 #include "sparsity/head_roles.h"
 
@@ -56,22 +58,8 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
 
 struct InspectFlags {
   std::string model;
-  std::string attn_pattern;  // empty: no roles in the output
-  std::optional<double> streaming_ratio;
+  AttentionFlags attention;  // a pattern or ratio adds "roles"
 };
-
-// The model's head roles from --attn-pattern / --streaming-ratio (default 0.5
-// when a pattern is given, DESIGN.md §4).
-Result<HeadRoles> RolesFromFlags(const InspectFlags& f, const ModelConfig& config) {
-  if (f.attn_pattern.empty()) {
-    return InvalidArgument("--streaming-ratio needs --attn-pattern (a full_attention_heads.tsv or its folder)");
-  }
-  LSERVE_ASSIGN_OR_RETURN(const AttentionPattern pattern, LoadAttentionPattern(f.attn_pattern));
-  auto roles = AssignHeadRoles(pattern, f.streaming_ratio.value_or(0.5), config.num_hidden_layers,
-                               config.num_key_value_heads);
-  if (!roles.ok()) return roles.status().Annotate(f.attn_pattern);
-  return roles;
-}
 
 int RunInspect(const InspectFlags& flags) {
   auto path = ResolveModelPath(flags.model);
@@ -80,8 +68,12 @@ int RunInspect(const InspectFlags& flags) {
   if (!model.ok()) return Fail(model.status());
   const ModelSource& m = *model;
   std::optional<HeadRoles> roles;
-  if (!flags.attn_pattern.empty() || flags.streaming_ratio) {
-    auto r = RolesFromFlags(flags, m.config);
+  if (!flags.attention.attn_pattern.empty() || flags.attention.streaming_ratio) {
+    // Calibration (a ratio without a pattern) runs the model: it needs the tokenizer and a backend.
+    auto tokenizer = LoadTokenizer(m);
+    if (!tokenizer.ok()) return Fail(tokenizer.status());
+    CpuBackend backend(CpuBackendOptions{});
+    auto r = RolesFromFlags(flags.attention, m, *tokenizer, backend);
     if (!r.ok()) return Fail(r.status());
     roles = std::move(*r);
   }
@@ -115,12 +107,9 @@ Command AddInspect(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "architecture, config, tensor shapes, dtypes, parameter count");
   auto flags = std::make_shared<InspectFlags>();
   AddModelOption(*cmd, &flags->model);
-  cmd->add_option("--attn-pattern", flags->attn_pattern,
-                  "DuoAttention full_attention_heads.tsv (or its folder): adds \"roles\" "
-                  "(per layer, per KV head: 1 retrieval, 0 streaming)");
-  cmd->add_option("--streaming-ratio", flags->streaming_ratio,
-                  "share of KV heads made streaming, one global quantile (default 0.5)")
-      ->check(CLI::Range(0.0, 1.0));
+  // All attention flags are accepted; --attn-pattern / --streaming-ratio add
+  // "roles" (per layer, per KV head: 1 retrieval, 0 streaming).
+  AddAttentionOptions(*cmd, &flags->attention);
   return {cmd, [flags] { return RunInspect(*flags); }};
 }
 

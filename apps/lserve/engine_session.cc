@@ -1,6 +1,7 @@
 #include "engine_session.h"
 
 #include "commands.h"
+#include "runtime/calibration.h"
 #include "tokenizer/model_text.h"
 
 namespace lserve::app {
@@ -14,6 +15,48 @@ void AddEngineOptions(CLI::App& cmd, EngineFlags* f) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd.add_option("--page-size", f->page_size, "KV cache page size in tokens (16, 32, 64, 128)")
       ->check(CLI::IsMember({16, 32, 64, 128}));
+  AddAttentionOptions(cmd, &f->attention);
+}
+
+void AddAttentionOptions(CLI::App& cmd, AttentionFlags* f) {
+  const auto window = CLI::Range(int64_t{0}, int64_t{1} << 30);
+  cmd.add_option("--attention", f->attention,
+                 "dense, or lserve (streaming heads, block-sparse prefill, page selection in decode); "
+                 "default: lserve when --attn-pattern or --streaming-ratio is given, else dense")
+      ->check(CLI::IsMember({"dense", "lserve"}));
+  cmd.add_option("--attn-pattern", f->attn_pattern, "DuoAttention full_attention_heads.tsv (or its folder)");
+  cmd.add_option("--streaming-ratio", f->streaming_ratio,
+                 "share of KV heads made streaming, one global quantile (default 0.5 with a pattern; "
+                 "alone: heads calibrated on a synthetic passkey text)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--prefill-sink", f->prefill_sink, "streaming heads' sink tokens in prefill")->check(window);
+  cmd.add_option("--prefill-local", f->prefill_local, "streaming heads' local window in prefill")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd.add_option("--decode-sink", f->decode_sink, "streaming heads' sink tokens in decode")->check(window);
+  cmd.add_option("--decode-local", f->decode_local, "streaming heads' local window in decode")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd.add_option("--logical-page-size", f->logical_page_size, "tokens per key-statistics page (divides --page-size)")
+      ->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128}));
+  cmd.add_option("--token-budget", f->token_budget, "decode: retrieval heads read this many tokens' pages")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 30));
+  cmd.add_option("--select-interval", f->select_interval, "decode steps between page selections")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+}
+
+Result<std::optional<HeadRoles>> RolesFromFlags(const AttentionFlags& f, const ModelSource& source,
+                                                const Tokenizer& tokenizer, Backend& backend) {
+  const ModelConfig& c = source.config;
+  if (!f.attn_pattern.empty()) {
+    LSERVE_ASSIGN_OR_RETURN(const AttentionPattern pattern, LoadAttentionPattern(f.attn_pattern));
+    auto roles = AssignHeadRoles(pattern, f.streaming_ratio.value_or(0.5), c.num_hidden_layers,
+                                 c.num_key_value_heads);
+    if (!roles.ok()) return roles.status().Annotate(f.attn_pattern);
+    return std::optional<HeadRoles>(std::move(*roles));
+  }
+  if (!f.streaming_ratio) return std::optional<HeadRoles>();
+  auto roles = CalibrateRolesOnPasskey(source, tokenizer, backend, *f.streaming_ratio);
+  if (!roles.ok()) return roles.status().Annotate("calibrating head roles on a passkey text");
+  return std::optional<HeadRoles>(std::move(*roles));
 }
 
 Result<std::unique_ptr<EngineSession>> OpenEngine(const EngineFlags& flags) {
@@ -33,8 +76,39 @@ Status LoadModel(const EngineFlags& flags, int64_t kv_tokens, EngineSession* s) 
   ModelOptions model_options;
   model_options.kv_page_size = flags.page_size;
   model_options.kv_cache_tokens = std::max<int64_t>(kv_tokens, flags.page_size);
+  model_options.prefill_chunk = flags.prefill_chunk;
+  const AttentionFlags& af = flags.attention;
+  const bool wants_roles = !af.attn_pattern.empty() || af.streaming_ratio.has_value();
+  const bool lserve = af.attention == "lserve" || (af.attention.empty() && wants_roles);
+  if (!lserve && wants_roles) {
+    return InvalidArgument("--attn-pattern / --streaming-ratio need --attention lserve");
+  }
+  if (flags.page_size % af.logical_page_size != 0) {
+    return InvalidArgument("--logical-page-size " + std::to_string(af.logical_page_size) +
+                           " does not divide --page-size " + std::to_string(flags.page_size));
+  }
+  model_options.kv_logical_page_size = af.logical_page_size;
+  AttentionOptions& a = model_options.attention;
+  a.mode = lserve ? AttentionMode::kLServe : AttentionMode::kDense;
+  a.prefill_sink = af.prefill_sink;
+  a.prefill_local = af.prefill_local;
+  a.decode_sink = af.decode_sink;
+  a.decode_local = af.decode_local;
+  a.token_budget = af.token_budget;
+  a.select_interval = af.select_interval;
+  if (lserve) {
+    LSERVE_ASSIGN_OR_RETURN(std::optional<HeadRoles> roles, RolesFromFlags(af, s->source, *s->tokenizer, *s->backend));
+    if (roles) a.head_roles = roles->roles;
+  }
   LSERVE_ASSIGN_OR_RETURN(s->model, LlamaModel::Load(s->source, *s->backend, model_options));
   return Status::Ok();
+}
+
+nlohmann::json SparsityJson(const SparsityStats& s) {
+  return {{"prefill_blocks_visited", s.prefill_blocks_visited},
+          {"prefill_blocks_dense", s.prefill_blocks_dense},
+          {"decode_pages_read", s.decode_pages_read},
+          {"decode_pages_dense", s.decode_pages_dense}};
 }
 
 void AddSamplingOptions(CLI::App& cmd, SamplingFlags* f) {

@@ -3,17 +3,38 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "backend/cpu_backend.h"
 #include "formats/model_source.h"
 #include "model/llama_model.h"
 #include "sampling/sampling_params.h"
+#include "sparsity/head_roles.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lserve::app {
+
+// The LServe attention flags (DESIGN.md §4 defaults). Giving a pattern or a
+// ratio selects the lserve attention unless --attention says otherwise.
+struct AttentionFlags {
+  std::string attention;     // "dense" | "lserve"; empty: lserve when a pattern or ratio is given, else dense
+  std::string attn_pattern;  // DuoAttention full_attention_heads.tsv (or its folder)
+  std::optional<double> streaming_ratio;  // default 0.5 with a pattern; alone: calibrated on a passkey text
+  int64_t prefill_sink = 128, prefill_local = 8192;
+  int64_t decode_sink = 128, decode_local = 256;
+  int64_t logical_page_size = 16;
+  int64_t token_budget = 4096;
+  int64_t select_interval = 4;
+};
+void AddAttentionOptions(CLI::App& cmd, AttentionFlags* flags);
+// Head roles from the pattern (and ratio), or calibrated from the ratio alone
+// (loading the model densely on `backend`); nullopt when neither is given.
+Result<std::optional<HeadRoles>> RolesFromFlags(const AttentionFlags& flags, const ModelSource& source,
+                                                const Tokenizer& tokenizer, Backend& backend);
 
 struct EngineFlags {
   std::string model;
@@ -21,6 +42,7 @@ struct EngineFlags {
   int threads = 0;              // 0 = all cores
   int64_t prefill_chunk = 512;
   int64_t page_size = 64;
+  AttentionFlags attention;
 };
 void AddEngineOptions(CLI::App& cmd, EngineFlags* flags);
 
@@ -35,6 +57,9 @@ struct EngineSession {
 Result<std::unique_ptr<EngineSession>> OpenEngine(const EngineFlags& flags);
 // Places the weights on the backend with KV room for `kv_tokens` tokens.
 Status LoadModel(const EngineFlags& flags, int64_t kv_tokens, EngineSession* session);
+
+// {"prefill_blocks_visited", "prefill_blocks_dense", "decode_pages_read", "decode_pages_dense"}.
+nlohmann::json SparsityJson(const SparsityStats& stats);
 
 // Sampling flags; unset ones fall back to the model's generation_config.json
 // (do_sample false or absent: greedy), as transformers' generate() does.

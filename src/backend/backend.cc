@@ -13,6 +13,8 @@ const char* KernelOpName(KernelOp op) {
     case KernelOp::kPagedAttention: return "attention";
     case KernelOp::kMergeStates: return "merge";
     case KernelOp::kAdd: return "add";
+    case KernelOp::kSparseAttention: return "sparse_attention";
+    case KernelOp::kSelectPages: return "select_pages";
   }
   return "?";
 }

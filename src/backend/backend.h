@@ -30,8 +30,10 @@
 #include "kernels/ref/kv_append.h"
 #include "kernels/ref/linear.h"
 #include "kernels/ref/merge.h"
+#include "kernels/ref/page_selector.h"
 #include "kernels/ref/rmsnorm.h"
 #include "kernels/ref/rope.h"
+#include "kernels/ref/sparse_attention.h"
 #include "kernels/ref/swiglu.h"
 
 namespace lserve {
@@ -47,6 +49,8 @@ enum class KernelOp : uint8_t {
   kPagedAttention,
   kMergeStates,
   kAdd,
+  kSparseAttention,
+  kSelectPages,
 };
 const char* KernelOpName(KernelOp op);  // "embedding", "rmsnorm", ...
 
@@ -170,6 +174,8 @@ class Backend {
   virtual Status PagedAttention(const PagedAttentionParams& p) = 0;
   virtual Status MergeStates(const MergeStatesParams& p) = 0;
   virtual Status Add(const AddParams& p) = 0;
+  virtual Status SparseAttention(const SparseAttentionParams& p) = 0;
+  virtual Status SelectPages(const PageSelectorParams& p) = 0;
 };
 
 }  // namespace lserve

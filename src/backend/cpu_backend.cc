@@ -13,8 +13,10 @@
 #include "kernels/cpu/kv_append.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/merge.h"
+#include "kernels/cpu/page_selector.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sparse_attention.h"
 #include "kernels/cpu/swiglu.h"
 
 namespace lserve {
@@ -63,6 +65,8 @@ CpuKernel ChooseCpuKernel(CpuMode mode, KernelOp op, const OpTypes& t) {
       break;
     case KernelOp::kKvAppend:
     case KernelOp::kPagedAttention:
+    case KernelOp::kSparseAttention:
+    case KernelOp::kSelectPages:
       supported = t.kv == DType::kF32;
       break;
     case KernelOp::kRope:
@@ -294,6 +298,32 @@ Status CpuBackend::Add(const AddParams& p) {
     pool_->ParallelFor(p.n, [&add](int64_t begin, int64_t end) { add(begin, end); });
   } else {
     add(0, p.n);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::SparseAttention(const SparseAttentionParams& p) {
+  LSERVE_RETURN_IF_ERROR(CheckSparseAttention(p));
+  LSERVE_ASSIGN_OR_RETURN(CpuKernel k, Choose(KernelOp::kSparseAttention, OpTypes{}));
+  LSERVE_RETURN_IF_ERROR(CheckSparseAttentionArrays(p));
+  if (p.n_seqs == 0) return Status::Ok();
+  if (k == CpuKernel::kFast) {
+    SparseAttentionCpu(p, *pool_);
+  } else {
+    SparseAttentionRef(p);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::SelectPages(const PageSelectorParams& p) {
+  LSERVE_RETURN_IF_ERROR(CheckSelectPages(p));
+  LSERVE_ASSIGN_OR_RETURN(CpuKernel k, Choose(KernelOp::kSelectPages, OpTypes{}));
+  LSERVE_RETURN_IF_ERROR(CheckSelectPagesArrays(p));
+  if (p.n_seqs == 0) return Status::Ok();
+  if (k == CpuKernel::kFast) {
+    SelectPagesCpu(p, *pool_);
+  } else {
+    SelectPagesRef(p);
   }
   return Status::Ok();
 }

@@ -57,6 +57,8 @@ class CpuBackend final : public Backend {
   Status KvAppend(const KvAppendParams& p) override;
   Status PagedAttention(const PagedAttentionParams& p) override;
   Status MergeStates(const MergeStatesParams& p) override;
+  Status SparseAttention(const SparseAttentionParams& p) override;
+  Status SelectPages(const PageSelectorParams& p) override;
   Status Add(const AddParams& p) override;
 
  private:

@@ -123,6 +123,48 @@ Status CheckAdd(const AddParams& p) {
   return Status::Ok();
 }
 
+Status CheckSparseAttention(const SparseAttentionParams& p) {
+  if (p.n_q_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_seqs < 0 || p.page_size <= 0)
+    return Bad("sparse_attention", "heads, head_dim and page_size must be > 0, n_seqs >= 0");
+  if (p.n_q_heads % p.n_kv_heads != 0) return Bad("sparse_attention", "n_kv_heads must divide n_q_heads");
+  if (!ProductFits({p.n_q_heads, p.head_dim}) || !ProductFits({p.n_kv_heads, p.page_size, p.head_dim}) ||
+      p.n_retrieval_heads < 0 || p.n_streaming_heads < 0 || p.n_retrieval_heads > p.n_kv_heads ||
+      p.n_streaming_heads > p.n_kv_heads)
+    return Bad("sparse_attention", "sizes overflow or pool head counts out of range");
+  if (!std::isfinite(p.scale)) return Bad("sparse_attention", "scale must be finite");
+  if (p.sink < 0 || p.local < 0 || p.stream_sink_pages < 0 || p.stream_ring_pages < 0 || p.max_selected < 0)
+    return Bad("sparse_attention", "windows, ring sizes and max_selected must be >= 0");
+  if (p.n_seqs == 0) return Status::Ok();
+  if (p.q == nullptr || p.out == nullptr || p.q_start == nullptr || p.q_pos0 == nullptr || p.kv_len == nullptr ||
+      p.head_mode == nullptr || p.pool_slot == nullptr)
+    return Bad("sparse_attention", "q, out, the sequence arrays and the head arrays are required");
+  if (static_cast<const void*>(p.q) == static_cast<const void*>(p.out))
+    return Bad("sparse_attention", "out must not alias q");
+  if (p.n_retrieval_heads > 0 && (p.page_table_start_r == nullptr || p.k_cache_r == nullptr || p.v_cache_r == nullptr))
+    return Bad("sparse_attention", "retrieval heads need the retrieval tables and caches");
+  if (p.n_streaming_heads > 0 && (p.page_table_start_s == nullptr || p.k_cache_s == nullptr || p.v_cache_s == nullptr))
+    return Bad("sparse_attention", "streaming heads need the streaming tables and caches");
+  if (p.selected_pages != nullptr && p.n_selected == nullptr)
+    return Bad("sparse_attention", "n_selected is required with selected_pages");
+  return Status::Ok();
+}
+
+Status CheckSelectPages(const PageSelectorParams& p) {
+  if (p.n_q_heads <= 0 || p.n_kv_heads <= 0 || p.head_dim <= 0 || p.n_seqs < 0 || p.page_size <= 0 ||
+      p.logical_page_size <= 0 || p.max_pages < 0)
+    return Bad("select_pages", "heads, head_dim and page sizes must be > 0, n_seqs and max_pages >= 0");
+  if (p.n_q_heads % p.n_kv_heads != 0) return Bad("select_pages", "n_kv_heads must divide n_q_heads");
+  if (p.page_size % p.logical_page_size != 0) return Bad("select_pages", "logical_page_size must divide page_size");
+  if (p.n_retrieval_heads < 0 || p.n_retrieval_heads > p.n_kv_heads) return Bad("select_pages", "bad pool head count");
+  if (p.n_seqs == 0) return Status::Ok();
+  if (p.q == nullptr || p.kv_len == nullptr || p.head_mode == nullptr || p.pool_slot == nullptr ||
+      p.selected_pages == nullptr || p.n_selected == nullptr)
+    return Bad("select_pages", "q, kv_len, the head arrays and the outputs are required");
+  if (p.n_retrieval_heads > 0 && (p.page_table_start_r == nullptr || p.k_stats == nullptr))
+    return Bad("select_pages", "retrieval heads need the tables and key statistics");
+  return Status::Ok();
+}
+
 Status CheckEmbeddingArrays(const EmbeddingParams& p) {
   for (int64_t i = 0; i < p.n; ++i) {
     if (p.ids[i] < 0 || p.ids[i] >= p.vocab) {
@@ -172,6 +214,98 @@ OpTypes OpTypesOf(const EmbeddingParams& p) { return OpTypes{.weight = p.dtype, 
 OpTypes OpTypesOf(const RmsNormParams& p) { return OpTypes{.weight = p.weight_dtype}; }
 OpTypes OpTypesOf(const LinearParams& p) {
   return OpTypes{.weight = p.w_dtype, .bias = p.bias ? p.bias_dtype : DType::kF32, .row_elems = p.k};
+}
+
+namespace {
+
+Status CheckHeadArrays(const char* op, const int8_t* mode, const int32_t* slot, int64_t n_kv_heads, int64_t n_r,
+                       int64_t n_s) {
+  for (int64_t h = 0; h < n_kv_heads; ++h) {
+    if (mode[h] != kHeadModeRetrieval && mode[h] != kHeadModeStreaming) return Bad(op, "head mode must be 0 or 1");
+    const int64_t n = mode[h] == kHeadModeRetrieval ? n_r : n_s;
+    if (slot[h] < 0 || slot[h] >= n) return Bad(op, "pool slot outside its pool");
+  }
+  return Status::Ok();
+}
+
+// Pages [start[s], start[s+1]) of each sequence: >= min_pages(s), ids >= min_id.
+template <class MinPages>
+Status CheckTables(const char* op, const int32_t* table, const int64_t* start, int64_t n_seqs, MinPages min_pages,
+                   int32_t min_id) {
+  if (start[0] < 0) return Bad(op, "page table starts must be >= 0");
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    const int64_t pages = start[s + 1] - start[s];
+    if (pages < 0) return Bad(op, "page table starts must be non-decreasing");
+    if (pages < min_pages(s)) return Bad(op, "sequence " + std::to_string(s) + " has fewer pages than it needs");
+    if (pages > 0 && table == nullptr) return Bad(op, "page table is required");
+    for (int64_t i = start[s]; i < start[s + 1]; ++i) {
+      if (table[i] < min_id) return Bad(op, "page id out of range");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckSparseAttentionArrays(const SparseAttentionParams& p) {
+  const char* op = "sparse_attention";
+  if (p.n_seqs == 0) return Status::Ok();
+  LSERVE_RETURN_IF_ERROR(
+      CheckHeadArrays(op, p.head_mode, p.pool_slot, p.n_kv_heads, p.n_retrieval_heads, p.n_streaming_heads));
+  if (p.q_start[0] != 0) return Bad(op, "q_start[0] must be 0");
+  for (int64_t s = 0; s < p.n_seqs; ++s) {
+    if (p.q_start[s + 1] < p.q_start[s]) return Bad(op, "q_start must be non-decreasing");
+    if (p.q_pos0[s] < 0 || p.kv_len[s] < 0) return Bad(op, "negative position or kv_len");
+    if (SinkOf(p, s) < 0 || LocalOf(p, s) < 0 || RingPagesOf(p, s) < 0) return Bad(op, "negative window");
+  }
+  if (p.q_start[p.n_seqs] > 0 && !ProductFits({p.q_start[p.n_seqs], p.n_q_heads, p.head_dim}))
+    return Bad(op, "sizes overflow");
+  const int64_t ps = p.page_size;
+  if (p.n_retrieval_heads > 0) {
+    LSERVE_RETURN_IF_ERROR(CheckTables(
+        op, p.page_table_r, p.page_table_start_r, p.n_seqs, [&](int64_t s) { return (p.kv_len[s] + ps - 1) / ps; }, 0));
+  }
+  if (p.n_streaming_heads > 0) {
+    // Ring slots may be -1 (no page); the kernel reads only held slots.
+    LSERVE_RETURN_IF_ERROR(CheckTables(
+        op, p.page_table_s, p.page_table_start_s, p.n_seqs,
+        [&](int64_t s) { return p.kv_len[s] > 0 ? p.stream_sink_pages + RingPagesOf(p, s) : 0; }, -1));
+    for (int64_t s = 0; s < p.n_seqs; ++s) {
+      if (p.kv_len[s] > 0 && RingPagesOf(p, s) < 1) return Bad(op, "a streaming ring needs W >= 1");
+    }
+  }
+  if (p.selected_pages != nullptr) {
+    for (int64_t s = 0; s < p.n_seqs; ++s) {
+      const int64_t pages = p.n_retrieval_heads > 0 ? p.page_table_start_r[s + 1] - p.page_table_start_r[s] : 0;
+      for (int64_t h = 0; h < p.n_kv_heads; ++h) {
+        const int64_t list = s * p.n_kv_heads + h;
+        const int64_t n = p.n_selected[list];
+        if (n > p.max_selected) return Bad(op, "n_selected above max_selected");
+        const int32_t* sel = p.selected_pages + list * p.max_selected;
+        for (int64_t i = 0; i < n; ++i) {
+          if (sel[i] < 0 || sel[i] >= pages || (i > 0 && sel[i] <= sel[i - 1]))
+            return Bad(op, "selected pages must be ascending page-table indices");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckSelectPagesArrays(const PageSelectorParams& p) {
+  const char* op = "select_pages";
+  if (p.n_seqs == 0) return Status::Ok();
+  LSERVE_RETURN_IF_ERROR(
+      CheckHeadArrays(op, p.head_mode, p.pool_slot, p.n_kv_heads, p.n_retrieval_heads, p.n_kv_heads));
+  for (int64_t s = 0; s < p.n_seqs; ++s) {
+    if (p.kv_len[s] < 0) return Bad(op, "negative kv_len");
+  }
+  if (p.n_retrieval_heads > 0) {
+    const int64_t ps = p.page_size;
+    LSERVE_RETURN_IF_ERROR(CheckTables(
+        op, p.page_table_r, p.page_table_start_r, p.n_seqs, [&](int64_t s) { return (p.kv_len[s] + ps - 1) / ps; }, 0));
+  }
+  return Status::Ok();
 }
 
 }  // namespace lserve

@@ -22,6 +22,8 @@ Status CheckKvAppend(const KvAppendParams& p);
 Status CheckPagedAttention(const PagedAttentionParams& p);
 Status CheckMergeStates(const MergeStatesParams& p);
 Status CheckAdd(const AddParams& p);
+Status CheckSparseAttention(const SparseAttentionParams& p);
+Status CheckSelectPages(const PageSelectorParams& p);
 
 // 0 <= ids[i] < vocab.
 Status CheckEmbeddingArrays(const EmbeddingParams& p);
@@ -30,6 +32,12 @@ Status CheckKvAppendArrays(const KvAppendParams& p);
 // q_start non-decreasing from 0, positions and kv_len non-negative, each
 // sequence's page range large enough for its kv_len.
 Status CheckPagedAttentionArrays(const PagedAttentionParams& p);
+// As CheckPagedAttentionArrays for both pools (the retrieval tables cover
+// kv_len, each streaming table holds S + W slots), head modes 0/1 with pool
+// slots inside their pool, selections ascending and inside the table.
+Status CheckSparseAttentionArrays(const SparseAttentionParams& p);
+// kv_len >= 0, retrieval tables covering kv_len, pool slots inside the pool.
+Status CheckSelectPagesArrays(const PageSelectorParams& p);
 
 OpTypes OpTypesOf(const EmbeddingParams& p);
 OpTypes OpTypesOf(const RmsNormParams& p);

@@ -86,6 +86,7 @@ Status KvCacheConfig::Validate() const {
   LSERVE_RETURN_IF_ERROR(CheckRange("prefill_local", prefill_local, 1, kMaxWindow));
   LSERVE_RETURN_IF_ERROR(CheckRange("decode_sink", decode_sink, 0, kMaxWindow));
   LSERVE_RETURN_IF_ERROR(CheckRange("decode_local", decode_local, 1, kMaxWindow));
+  LSERVE_RETURN_IF_ERROR(CheckRange("prefill_chunk", prefill_chunk, 1, kMaxWindow));
   if (static_cast<int64_t>(retrieval_heads.size()) != num_layers ||
       static_cast<int64_t>(streaming_heads.size()) != num_layers) {
     return InvalidArgument("kv cache: head lists cover " + std::to_string(retrieval_heads.size()) + " / " +
@@ -133,7 +134,7 @@ bool KvCacheConfig::has_streaming_heads() const {
 int64_t KvCacheConfig::sink_pages() const { return CeilDiv(std::max(prefill_sink, decode_sink), page_size); }
 
 int64_t KvCacheConfig::prefill_ring_pages() const {
-  return CeilDiv(std::max(prefill_local, decode_local), page_size) + 1;
+  return CeilDiv(std::max(prefill_local + prefill_chunk - 1, decode_local), page_size) + 1;
 }
 
 int64_t KvCacheConfig::decode_ring_pages() const { return CeilDiv(decode_local, page_size) + 1; }

@@ -43,6 +43,10 @@ struct KvCacheConfig {
   int64_t prefill_local = 8192;
   int64_t decode_sink = 128;
   int64_t decode_local = 256;
+  // Longest prefill chunk (tokens of one sequence in one step): the prefill
+  // ring also holds the keys of a whole chunk, so that the first query of a
+  // chunk still finds its window after the chunk's later tokens are stored.
+  int64_t prefill_chunk = 512;
 
   // Every KV head of every layer a retrieval head (the dense engine). Uses
   // num_layers and num_kv_heads.
@@ -62,9 +66,10 @@ struct KvCacheConfig {
   // S: pages that keep the sink tokens for the whole life of a sequence. Sized
   // for the larger of the two sink windows so that the sink never changes.
   int64_t sink_pages() const;
-  // W while prefilling: ceil(local / P) + 1 (a window of `local` tokens can
-  // touch that many pages when it is not page-aligned), for the larger of the
-  // two local windows, so that decode's ring is never wider than prefill's.
+  // W while prefilling: ceil((local + chunk - 1) / P) + 1 (the window of the
+  // chunk's first query plus the rest of the chunk; a span not page-aligned
+  // touches one page more), at least decode's width so that decode's ring is
+  // never wider than prefill's.
   int64_t prefill_ring_pages() const;
   // W once a sequence decodes: ceil(decode_local / P) + 1.
   int64_t decode_ring_pages() const;

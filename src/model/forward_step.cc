@@ -1,5 +1,6 @@
 #include "model/forward_step.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -51,10 +52,31 @@ ModelDims ModelDims::FromConfig(const ModelConfig& c) {
 }
 
 Result<StepInputs> BuildStepInputs(const BatchPlan& plan, const KvCacheManager& kv, const ModelDims& dims,
-                                   const RopeTables& rope) {
+                                   const RopeTables& rope, bool sparse) {
   StepInputs in;
   LSERVE_ASSIGN_OR_RETURN(in.batch, BuildPagedBatch(plan, kv, KvPool::kRetrieval));
   in.rows = in.batch.num_tokens;
+  for (const SequenceStep& step : plan.steps) in.seq_decode.push_back(step.is_decode ? 1 : 0);
+  if (sparse) {
+    const KvCacheConfig& c = kv.config();
+    in.sparse = true;
+    if (c.has_streaming_heads()) {
+      LSERVE_ASSIGN_OR_RETURN(in.stream, BuildPagedBatch(plan, kv, KvPool::kStreaming));
+    }
+    for (size_t s = 0; s < plan.steps.size(); ++s) {
+      const SequenceStep& step = plan.steps[s];
+      // The ring holds every key a chunk's queries need only for chunks up to
+      // the size it was built for (kv_cache.h).
+      if (c.has_streaming_heads() && !step.is_decode && static_cast<int64_t>(step.tokens.size()) > c.prefill_chunk) {
+        return InvalidArgument("batch plan step " + std::to_string(s) + ": a prefill chunk of " +
+                               std::to_string(step.tokens.size()) + " tokens is longer than the " +
+                               std::to_string(c.prefill_chunk) + " the streaming rings are sized for");
+      }
+      in.seq_sink.push_back(step.is_decode ? c.decode_sink : c.prefill_sink);
+      in.seq_local.push_back(step.is_decode ? c.decode_local : c.prefill_local);
+    }
+    in.n_selected.assign(plan.steps.size() * static_cast<size_t>(dims.kv_heads), -1);
+  }
   in.token_ids.reserve(static_cast<size_t>(in.rows));
   int64_t row = 0;
   for (size_t s = 0; s < plan.steps.size(); ++s) {
@@ -125,7 +147,7 @@ Status ForwardScratch::Grow(Backend& backend, const ModelDims& d, int64_t rows, 
 }
 
 Result<StepArrays> UploadStepInputs(Backend& backend, const StepInputs& in, const ModelDims& dims,
-                                    ForwardScratch& scratch) {
+                                    int64_t max_pages, ForwardScratch& scratch) {
   const PagedBatch& b = in.batch;
   std::vector<float> inv_freq;
   inv_freq.reserve(in.rope_tables.size() * static_cast<size_t>(dims.head_dim / 2));
@@ -142,6 +164,14 @@ Result<StepArrays> UploadStepInputs(Backend& backend, const StepInputs& in, cons
   const uint64_t o_pages = pack.Add(b.page_table);
   const uint64_t o_pages_start = pack.Add(b.page_table_start);
   const uint64_t o_freq = pack.Add(inv_freq);
+  const PagedBatch& st = in.stream;
+  const uint64_t o_s_slot_page = pack.Add(st.slot_page);
+  const uint64_t o_s_slot_offset = pack.Add(st.slot_offset);
+  const uint64_t o_s_pages = pack.Add(st.page_table);
+  const uint64_t o_s_pages_start = pack.Add(st.page_table_start);
+  const uint64_t o_ring = pack.Add(st.ring_pages);
+  const uint64_t o_sink = pack.Add(in.seq_sink);
+  const uint64_t o_local = pack.Add(in.seq_local);
   const std::vector<uint8_t>& bytes = pack.bytes();
 
   LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, scratch.meta, bytes.size() + kMetaAlign));
@@ -158,6 +188,26 @@ Result<StepArrays> UploadStepInputs(Backend& backend, const StepInputs& in, cons
   a.page_table = reinterpret_cast<const int32_t*>(base + o_pages);
   a.page_table_start = reinterpret_cast<const int64_t*>(base + o_pages_start);
   a.inv_freq = reinterpret_cast<const float*>(base + o_freq);
+  if (!in.sparse) return a;
+  if (!st.slot_page.empty()) {
+    a.stream_slot_page = reinterpret_cast<const int32_t*>(base + o_s_slot_page);
+    a.stream_slot_offset = reinterpret_cast<const int32_t*>(base + o_s_slot_offset);
+    a.stream_page_table = reinterpret_cast<const int32_t*>(base + o_s_pages);
+    a.stream_page_table_start = reinterpret_cast<const int64_t*>(base + o_s_pages_start);
+    a.ring_pages = reinterpret_cast<const int64_t*>(base + o_ring);
+  }
+  a.seq_sink = reinterpret_cast<const int64_t*>(base + o_sink);
+  a.seq_local = reinterpret_cast<const int64_t*>(base + o_local);
+
+  const uint64_t seqs = static_cast<uint64_t>(in.batch.num_seqs);
+  const uint64_t lists = seqs * static_cast<uint64_t>(dims.kv_heads);
+  LSERVE_RETURN_IF_ERROR(
+      EnsureBuffer(backend, scratch.selected, lists * static_cast<uint64_t>(std::max<int64_t>(1, max_pages)) * 4));
+  LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, scratch.n_selected, lists * sizeof(int64_t)));
+  LSERVE_RETURN_IF_ERROR(backend.CopyToDevice(scratch.n_selected, 0, in.n_selected.data(), lists * sizeof(int64_t)));
+  const uint64_t counter_bytes = seqs * sizeof(SparseAttentionCounters);
+  LSERVE_RETURN_IF_ERROR(EnsureBuffer(backend, scratch.seq_counters, counter_bytes));
+  LSERVE_RETURN_IF_ERROR(backend.Memset(scratch.seq_counters, 0, counter_bytes, 0));
   return a;
 }
 

@@ -38,6 +38,13 @@ struct StepInputs {
   int64_t rows = 0;
   std::vector<int32_t> token_ids;  // [rows]
   PagedBatch batch;                // retrieval pool: positions, slots, page tables
+  std::vector<uint8_t> seq_decode; // [seqs] 1 = a decode step
+  // Sparse attention only (AttentionMode::kLServe).
+  bool sparse = false;
+  PagedBatch stream;                  // streaming pool (when some head streams): slots, rings
+  std::vector<int64_t> seq_sink;      // [seqs] streaming window of each sequence's rows
+  std::vector<int64_t> seq_local;     // [seqs]
+  std::vector<int64_t> n_selected;    // [seqs * kv_heads] -1 (dense) before the selector runs
   std::vector<RopeTable> rope_tables;
   std::vector<RopeGroup> rope_groups;  // cover [0, rows) in order
   std::vector<int64_t> logit_rows;     // ascending rows whose logits the plan wants
@@ -47,7 +54,7 @@ struct StepInputs {
 // Validates the plan against the cache (ValidateBatchPlan) and the token ids
 // against the vocabulary, then flattens it.
 Result<StepInputs> BuildStepInputs(const BatchPlan& plan, const KvCacheManager& kv, const ModelDims& dims,
-                                   const RopeTables& rope);
+                                   const RopeTables& rope, bool sparse);
 
 // The step's index arrays on the device (views into ForwardScratch::meta).
 struct StepArrays {
@@ -61,6 +68,14 @@ struct StepArrays {
   const int32_t* page_table = nullptr;        // [page_table_start[seqs]]
   const int64_t* page_table_start = nullptr;  // [seqs + 1]
   const float* inv_freq = nullptr;            // [tables, head_dim / 2]
+  // Sparse steps only.
+  const int32_t* stream_slot_page = nullptr;         // [rows]
+  const int32_t* stream_slot_offset = nullptr;       // [rows]
+  const int32_t* stream_page_table = nullptr;        // rings, slot order
+  const int64_t* stream_page_table_start = nullptr;  // [seqs + 1]
+  const int64_t* ring_pages = nullptr;               // [seqs]
+  const int64_t* seq_sink = nullptr;                 // [seqs]
+  const int64_t* seq_local = nullptr;                // [seqs]
 };
 
 // Activation buffers sized for a number of rows, grown (never shrunk) when a
@@ -79,6 +94,11 @@ class ForwardScratch {
   DeviceBuffer up;      // [rows, inter]
   DeviceBuffer logits;  // [logit rows, vocab]
   DeviceBuffer meta;    // the step's index arrays (StepArrays)
+  // Sparse steps: the page lists of the decode rows for the layer being run,
+  // and the per-sequence counters of the step.
+  DeviceBuffer selected;      // [seqs, kv_heads, max pages] int32
+  DeviceBuffer n_selected;    // [seqs, kv_heads] int64
+  DeviceBuffer seq_counters;  // [seqs] SparseAttentionCounters
 
   // Room for `rows` activation rows and `logit_rows` rows of logits. On an
   // error every buffer is released (capacities back to 0).
@@ -89,8 +109,9 @@ class ForwardScratch {
 };
 
 // Packs the step's arrays into scratch.meta (growing it if needed) with one
-// copy to the device.
+// copy to the device; for a sparse step also sizes and initialises the
+// selection lists (max_pages per list) and zeroes the counters.
 Result<StepArrays> UploadStepInputs(Backend& backend, const StepInputs& in, const ModelDims& dims,
-                                    ForwardScratch& scratch);
+                                    int64_t max_pages, ForwardScratch& scratch);
 
 }  // namespace lserve

@@ -15,6 +15,12 @@
 
 namespace lserve {
 
+// Per layer, for the sparse kernels: each KV head's pool and slot in it.
+struct KvLayerHeads {
+  DeviceBuffer head_mode;  // [num_kv_heads] int8: kHeadModeRetrieval / kHeadModeStreaming
+  DeviceBuffer pool_slot;  // [num_kv_heads] int32: the head's slot within its pool
+};
+
 struct KvPoolStorage {
   int64_t n_heads = 0;      // head slots of this pool in this layer (0 = no storage)
   DeviceBuffer k, v;        // [num_pages, n_heads, P, D] f32
@@ -35,6 +41,7 @@ class KvStorage {
   const KvPoolStorage& at(int64_t layer, KvPool pool) const {
     return layers_[static_cast<size_t>(layer)][static_cast<size_t>(pool)];
   }
+  const KvLayerHeads& heads(int64_t layer) const { return heads_[static_cast<size_t>(layer)]; }
   // InvalidArgument unless `kv` was built from a config with this storage's
   // shape (page sizes, pages, layers, heads and their pool assignment).
   Status CheckManager(const KvCacheManager& kv) const;
@@ -46,6 +53,7 @@ class KvStorage {
   KvLayout layout_;
   uint64_t bytes_ = 0;
   std::vector<std::array<KvPoolStorage, 2>> layers_;  // [layer][pool]
+  std::vector<KvLayerHeads> heads_;                   // [layer]
 };
 
 }  // namespace lserve

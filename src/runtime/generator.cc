@@ -43,6 +43,12 @@ Generator::Generator(LlamaModel& model, const Tokenizer& tokenizer, const Genera
 
 Result<Generator> Generator::Create(LlamaModel& model, const Tokenizer& tokenizer, const GeneratorOptions& options) {
   if (options.prefill_chunk < 1) return InvalidArgument("prefill chunk must be at least 1 token");
+  const KvCacheConfig& kvc = model.kv_cache_config();
+  if (kvc.has_streaming_heads() && options.prefill_chunk > kvc.prefill_chunk) {
+    return InvalidArgument("prefill chunk " + std::to_string(options.prefill_chunk) +
+                           " is longer than the model's streaming rings are sized for (" +
+                           std::to_string(kvc.prefill_chunk) + ")");
+  }
   LSERVE_ASSIGN_OR_RETURN(KvCacheManager kv, KvCacheManager::Create(model.kv_cache_config()));
   return Generator(model, tokenizer, options, std::move(kv));
 }
@@ -62,7 +68,8 @@ Status Generator::CheckPrompt(std::span<const int32_t> ids, int64_t extra_tokens
   return Status::Ok();
 }
 
-Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits) {
+Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits,
+                          SparsityStats* sparsity) {
   ForwardOutput out;
   for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(options_.prefill_chunk)) {
     const size_t end = std::min(ids.size(), begin + static_cast<size_t>(options_.prefill_chunk));
@@ -77,18 +84,48 @@ Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all, s
     plan.steps.push_back(std::move(step));
     LSERVE_RETURN_IF_ERROR(model_->Forward(plan, kv_, &out));
     logits->insert(logits->end(), out.logits.begin(), out.logits.end());
+    *sparsity += out.sparsity;
   }
   return Status::Ok();
 }
 
-Result<std::vector<float>> Generator::PromptLogits(std::span<const int32_t> ids) {
+Status Generator::DecodeStep(int64_t seq, int64_t pos, int32_t token, std::vector<float>* logits,
+                             SparsityStats* sparsity) {
+  if (!kv_.decoding(seq)) LSERVE_RETURN_IF_ERROR(kv_.BeginDecode(seq));
+  LSERVE_RETURN_IF_ERROR(kv_.Grow(seq, pos + 1));
+  BatchPlan plan;
+  SequenceStep step;
+  step.seq_id = seq;
+  step.start_pos = pos;
+  step.tokens = {token};
+  step.is_decode = true;
+  step.logits = LogitsWanted::kLast;
+  plan.steps.push_back(std::move(step));
+  ForwardOutput out;
+  LSERVE_RETURN_IF_ERROR(model_->Forward(plan, kv_, &out));
+  *logits = std::move(out.logits);
+  *sparsity += out.sparsity;
+  return Status::Ok();
+}
+
+Result<std::vector<float>> Generator::PromptLogits(std::span<const int32_t> ids, int64_t decode_from,
+                                                   SparsityStats* sparsity) {
   LSERVE_RETURN_IF_ERROR(CheckPrompt(ids, 0));
+  if (decode_from < 1) return InvalidArgument("decode-from must be at least 1 (one prompt token is prefilled)");
+  const size_t n_prefill = static_cast<size_t>(std::min<int64_t>(decode_from, static_cast<int64_t>(ids.size())));
   const int64_t seq = next_seq_id_++;
   LSERVE_RETURN_IF_ERROR(kv_.AddSequence(seq));
   SequenceGuard guard(kv_, seq);
+  SparsityStats stats;
   std::vector<float> logits;
   logits.reserve(ids.size() * static_cast<size_t>(model_->config().vocab_size));
-  LSERVE_RETURN_IF_ERROR(Prefill(seq, ids, /*all=*/true, &logits));
+  LSERVE_RETURN_IF_ERROR(Prefill(seq, ids.first(n_prefill), /*all=*/true, &logits, &stats));
+  std::vector<float> row;
+  for (size_t i = n_prefill; i < ids.size(); ++i) {
+    LSERVE_RETURN_IF_ERROR(DecodeStep(seq, static_cast<int64_t>(i), ids[i], &row, &stats));
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  if (sparsity != nullptr) *sparsity = stats;
   return logits;
 }
 
@@ -109,12 +146,11 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   result.timings.prompt_tokens = static_cast<int64_t>(prompt.size());
   auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;
-  LSERVE_RETURN_IF_ERROR(Prefill(seq, prompt, /*all=*/false, &logits));
+  LSERVE_RETURN_IF_ERROR(Prefill(seq, prompt, /*all=*/false, &logits, &result.sparsity));
   result.timings.prefill_ms = MsSince(t0);
   t0 = std::chrono::steady_clock::now();
 
   int64_t length = static_cast<int64_t>(prompt.size());
-  ForwardOutput out;
   while (true) {
     LSERVE_ASSIGN_OR_RETURN(SampledToken token, sampler.Sample(logits));
     result.ids.push_back(token.token_id);
@@ -128,20 +164,10 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
       break;
     }
     // Decode step: the sampled token at position `length`.
-    if (length == static_cast<int64_t>(prompt.size())) LSERVE_RETURN_IF_ERROR(kv_.BeginDecode(seq));
-    LSERVE_RETURN_IF_ERROR(kv_.Grow(seq, length + 1));
-    BatchPlan plan;
-    SequenceStep step;
-    step.seq_id = seq;
-    step.start_pos = length;
-    step.tokens = {token.token_id};
-    step.is_decode = true;
-    step.logits = LogitsWanted::kLast;
-    plan.steps.push_back(std::move(step));
-    LSERVE_RETURN_IF_ERROR(model_->Forward(plan, kv_, &out));
-    logits = std::move(out.logits);
+    LSERVE_RETURN_IF_ERROR(DecodeStep(seq, length, token.token_id, &logits, &result.sparsity));
     ++length;
   }
+  result.kv_pages = kv_.PagesHeld(seq);
   result.timings.decode_ms = MsSince(t0);
   result.timings.generated_tokens = static_cast<int64_t>(result.ids.size());
   return result;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <functional>
 #include <span>
 #include <string>
@@ -38,6 +39,8 @@ struct GenerationResult {
   std::string text;          // the emitted text (stop strings and stop-token text cut)
   FinishReason finish_reason = FinishReason::kLength;
   GenerationTimings timings;
+  SparsityStats sparsity;  // pages the attention read over the whole generation
+  PageCounts kv_pages;     // pages the sequence held at its end, per pool
 };
 
 struct GeneratorOptions {
@@ -61,15 +64,21 @@ class Generator {
                                     const std::function<void(std::string_view)>& on_text = {});
 
   // The next-token logits at every position of `ids`: [ids.size(), vocab]
-  // f32, from one prefill of the ids in chunks of options.prefill_chunk.
-  Result<std::vector<float>> PromptLogits(std::span<const int32_t> ids);
+  // f32. Ids [0, decode_from) are prefilled in chunks of
+  // options.prefill_chunk; each later id is fed as one decode step (the
+  // decode attention path). `sparsity` (nullable) receives the pages read.
+  Result<std::vector<float>> PromptLogits(std::span<const int32_t> ids, int64_t decode_from = INT64_MAX,
+                                          SparsityStats* sparsity = nullptr);
 
  private:
   Generator(LlamaModel& model, const Tokenizer& tokenizer, const GeneratorOptions& options, KvCacheManager kv);
   Status CheckPrompt(std::span<const int32_t> ids, int64_t extra_tokens) const;
   // Prefills ids into sequence `seq`; the logits of the last position (or of
   // every position when `all` is set) are appended to `logits`.
-  Status Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits);
+  Status Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits,
+                 SparsityStats* sparsity);
+  // One decode step of `token` at position `pos`; its logits replace *logits.
+  Status DecodeStep(int64_t seq, int64_t pos, int32_t token, std::vector<float>* logits, SparsityStats* sparsity);
 
   LlamaModel* model_;
   const Tokenizer* tokenizer_;

@@ -132,6 +132,20 @@ Result<AttentionPattern> LoadAttentionPattern(const std::string& path) {
   return ParseAttentionPattern(text, file);
 }
 
+std::string FormatAttentionPattern(const AttentionPattern& pattern) {
+  std::string text;
+  for (int64_t l = 0; l < pattern.num_layers; ++l) {
+    for (int64_t h = 0; h < pattern.num_kv_heads; ++h) {
+      char buf[32];
+      const auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), pattern.gate(l, h));
+      if (h > 0) text += '\t';
+      text.append(buf, ec == std::errc() ? ptr : buf);
+    }
+    text += '\n';
+  }
+  return text;
+}
+
 int64_t HeadRoles::retrieval_count(int64_t layer) const {
   const auto& row = roles[static_cast<size_t>(layer)];
   return std::count(row.begin(), row.end(), kRetrievalRole);

@@ -47,6 +47,11 @@ struct AttentionPattern {
 // errors ("<source>: line 3, column 2: ...").
 Result<AttentionPattern> ParseAttentionPattern(std::string_view text, const std::string& source);
 
+// The TSV text of a pattern (one line per layer, tab-separated, each value
+// with enough digits to parse back to the same double), the format
+// ParseAttentionPattern reads.
+std::string FormatAttentionPattern(const AttentionPattern& pattern);
+
 // Reads `path`: the TSV file itself or a folder holding kAttentionPatternFileName.
 Result<AttentionPattern> LoadAttentionPattern(const std::string& path);
 

@@ -67,7 +67,7 @@ struct RowRanges {
 
 RowRanges RangesOfRow(const SparseAttentionParams& p, int64_t s, bool streaming, int64_t pos) {
   if (streaming) {
-    const StreamingKeyRanges r = StreamingRangesOf(pos, p.kv_len[s], p.sink, p.local);
+    const StreamingKeyRanges r = StreamingRangesOf(pos, p.kv_len[s], SinkOf(p, s), LocalOf(p, s));
     return {0, r.sink_end, r.local_begin, r.visible_end};
   }
   return {0, std::max<int64_t>(0, std::min(pos + 1, p.kv_len[s])), 0, 0};
@@ -81,7 +81,7 @@ const float* PageBase(const SparseAttentionParams& p, int64_t s, int64_t kv_head
     const int64_t page = p.page_table_r[p.page_table_start_r[s] + b];
     return (values ? p.v_cache_r : p.k_cache_r) + (page * p.n_retrieval_heads + slot) * page_elems;
   }
-  const int64_t page = p.page_table_s[p.page_table_start_s[s] + RingSlotOf(b, p.stream_sink_pages, p.stream_ring_pages)];
+  const int64_t page = p.page_table_s[p.page_table_start_s[s] + RingSlotOf(b, p.stream_sink_pages, RingPagesOf(p, s))];
   return (values ? p.v_cache_s : p.k_cache_s) + (page * p.n_streaming_heads + slot) * page_elems;
 }
 
@@ -180,20 +180,20 @@ void AppendItemPages(const SparseAttentionParams& p, int64_t s, int64_t kv_head,
   if (p.head_mode[kv_head] == kHeadModeStreaming) {
     // Sink pages, then the pages of the union of the rows' local bands (both
     // ends of a row's band grow with its position), each page once.
-    const int64_t sink_end = std::min(p.sink, last_visible);
+    const int64_t sink_end = std::min(SinkOf(p, s), last_visible);
     const int64_t sink_pages = (sink_end + ps - 1) / ps;
     for (int64_t b = 0; b < sink_pages; ++b) pages.push_back(b);
-    const int64_t band_begin = StreamingRangesOf(first_pos, p.kv_len[s], p.sink, p.local).local_begin;
+    const int64_t band_begin = StreamingRangesOf(first_pos, p.kv_len[s], SinkOf(p, s), LocalOf(p, s)).local_begin;
     if (band_begin < last_visible) {
       for (int64_t b = std::max(sink_pages, band_begin / ps); b * ps < last_visible; ++b) pages.push_back(b);
     }
     return;
   }
-  if (p.selected_pages == nullptr) {
+  const int64_t list = s * p.n_kv_heads + kv_head;
+  if (p.selected_pages == nullptr || p.n_selected[list] < 0) {
     for (int64_t b = 0; b * ps < last_visible; ++b) pages.push_back(b);
     return;
   }
-  const int64_t list = s * p.n_kv_heads + kv_head;
   const int32_t* sel = p.selected_pages + list * p.max_selected;
   LSERVE_CHECK(p.n_selected[list] >= 0 && p.n_selected[list] <= p.max_selected);
   for (int64_t i = 0; i < p.n_selected[list]; ++i) {
@@ -206,10 +206,10 @@ void AppendItemPages(const SparseAttentionParams& p, int64_t s, int64_t kv_head,
 int64_t PagesVisitedByRow(const SparseAttentionParams& p, int64_t s, int64_t kv_head, int64_t pos) {
   const int64_t visible = std::max<int64_t>(0, std::min(pos + 1, p.kv_len[s]));
   if (p.head_mode[kv_head] == kHeadModeStreaming) {
-    return StreamingPagesVisited(StreamingRangesOf(pos, p.kv_len[s], p.sink, p.local), p.page_size);
+    return StreamingPagesVisited(StreamingRangesOf(pos, p.kv_len[s], SinkOf(p, s), LocalOf(p, s)), p.page_size);
   }
-  if (p.selected_pages == nullptr) return PagesSpanned(0, visible, p.page_size);
   const int64_t list = s * p.n_kv_heads + kv_head;
+  if (p.selected_pages == nullptr || p.n_selected[list] < 0) return PagesSpanned(0, visible, p.page_size);
   int64_t n = 0;
   for (int64_t i = 0; i < p.n_selected[list]; ++i) n += p.selected_pages[list * p.max_selected + i] * p.page_size < visible;
   return n;
@@ -236,8 +236,8 @@ void SparseAttentionCpu(const SparseAttentionParams& p, ThreadPool& pool) {
         const int64_t last_page = (p.kv_len[s] - 1) / ps;
         for (int64_t i = begin; i < end; ++i) {
           if (streaming) {
-            LSERVE_CHECK(pages[i] < p.stream_sink_pages || pages[i] > last_page - p.stream_ring_pages);
-            LSERVE_CHECK(p.page_table_start_s[s] + RingSlotOf(pages[i], p.stream_sink_pages, p.stream_ring_pages) <
+            LSERVE_CHECK(pages[i] < p.stream_sink_pages || pages[i] > last_page - RingPagesOf(p, s));
+            LSERVE_CHECK(p.page_table_start_s[s] + RingSlotOf(pages[i], p.stream_sink_pages, RingPagesOf(p, s)) <
                          p.page_table_start_s[s + 1]);
           } else {
             LSERVE_CHECK(p.page_table_start_r[s] + pages[i] < p.page_table_start_r[s + 1]);
@@ -248,17 +248,27 @@ void SparseAttentionCpu(const SparseAttentionParams& p, ThreadPool& pool) {
       }
     }
   }
-  if (p.counters != nullptr) {
+  if (p.counters != nullptr || p.seq_counters != nullptr) {
     for (int64_t s = 0; s < p.n_seqs; ++s) {
+      SparseAttentionCounters seq;
       for (int64_t row = p.q_start[s]; row < p.q_start[s + 1]; ++row) {
         const int64_t pos = p.q_pos0[s] + (row - p.q_start[s]);
         for (int64_t kvh = 0; kvh < p.n_kv_heads; ++kvh) {
-          p.counters->blocks_visited += PagesVisitedByRow(p, s, kvh, pos);
-          p.counters->blocks_dense += PagesSpanned(0, std::min(pos + 1, p.kv_len[s]), ps);
+          seq.blocks_visited += PagesVisitedByRow(p, s, kvh, pos);
+          seq.blocks_dense += PagesSpanned(0, std::min(pos + 1, p.kv_len[s]), ps);
         }
+      }
+      if (p.counters != nullptr) {
+        p.counters->blocks_visited += seq.blocks_visited;
+        p.counters->blocks_dense += seq.blocks_dense;
+      }
+      if (p.seq_counters != nullptr) {
+        p.seq_counters[s].blocks_visited += seq.blocks_visited;
+        p.seq_counters[s].blocks_dense += seq.blocks_dense;
       }
     }
   }
+
   if (base.empty()) return;
 
   // Splits of the page lists: only when the items are too few for the threads.

@@ -19,8 +19,8 @@ int64_t CacheOffset(const SparseAttentionParams& p, int64_t s, int64_t kv_head, 
     return ((page * p.n_retrieval_heads + slot) * p.page_size + j % p.page_size) * p.head_dim;
   }
   const int64_t last_page = (p.kv_len[s] - 1) / p.page_size;
-  LSERVE_CHECK(b < p.stream_sink_pages || b > last_page - p.stream_ring_pages);  // the ring still holds b
-  const int64_t table_slot = RingSlotOf(b, p.stream_sink_pages, p.stream_ring_pages);
+  LSERVE_CHECK(b < p.stream_sink_pages || b > last_page - RingPagesOf(p, s));  // the ring still holds b
+  const int64_t table_slot = RingSlotOf(b, p.stream_sink_pages, RingPagesOf(p, s));
   LSERVE_CHECK(p.page_table_start_s[s] + table_slot < p.page_table_start_s[s + 1]);
   const int64_t page = p.page_table_s[p.page_table_start_s[s] + table_slot];
   return ((page * p.n_streaming_heads + slot) * p.page_size + j % p.page_size) * p.head_dim;
@@ -37,12 +37,12 @@ int64_t CollectKeys(const SparseAttentionParams& p, int64_t s, int64_t kv_head, 
   const int64_t ps = p.page_size;
   const int64_t visible = std::max<int64_t>(0, std::min(pos + 1, p.kv_len[s]));
   if (p.head_mode[kv_head] == kHeadModeStreaming) {
-    const StreamingKeyRanges r = StreamingRangesOf(pos, p.kv_len[s], p.sink, p.local);
+    const StreamingKeyRanges r = StreamingRangesOf(pos, p.kv_len[s], SinkOf(p, s), LocalOf(p, s));
     AppendRange(0, r.sink_end, keys);
     AppendRange(r.local_begin, r.visible_end, keys);
     return StreamingPagesVisited(r, ps);
   }
-  if (p.selected_pages == nullptr) {
+  if (p.selected_pages == nullptr || p.n_selected[s * p.n_kv_heads + kv_head] < 0) {
     AppendRange(0, visible, keys);
     return PagesSpanned(0, visible, ps);
   }
@@ -77,6 +77,10 @@ void SparseAttentionRef(const SparseAttentionParams& p) {
         if (p.counters != nullptr) {
           p.counters->blocks_visited += pages;
           p.counters->blocks_dense += PagesSpanned(0, std::min(pos + 1, p.kv_len[s]), p.page_size);
+        }
+        if (p.seq_counters != nullptr) {
+          p.seq_counters[s].blocks_visited += pages;
+          p.seq_counters[s].blocks_dense += PagesSpanned(0, std::min(pos + 1, p.kv_len[s]), p.page_size);
         }
         const bool retrieval = p.head_mode[kv_head] == kHeadModeRetrieval;
         const float* k_cache = retrieval ? p.k_cache_r : p.k_cache_s;

@@ -32,7 +32,8 @@
 //
 // Counters (nullable, accumulated): for each (row, KV head), blocks_visited
 // += the pages holding keys of its set and blocks_dense += the pages dense
-// causal attention would read (ceil(v / P)).
+// causal attention would read (ceil(v / P)); `counters` sums the call,
+// `seq_counters[s]` the rows of sequence s.
 #pragma once
 
 #include <algorithm>
@@ -71,7 +72,8 @@ struct SparseAttentionParams {
   int64_t n_retrieval_heads;
   // Optional page selection of the retrieval heads (nullptr = dense causal).
   const int32_t* selected_pages;      // [n_seqs, n_kv_heads, max_selected] page-table indices, ascending
-  const int64_t* n_selected;          // [n_seqs, n_kv_heads] entries used (<= max_selected)
+  const int64_t* n_selected;          // [n_seqs, n_kv_heads] entries used (<= max_selected);
+                                      // negative: no selection for this (sequence, head), dense causal
   int64_t max_selected;
 
   // Streaming pool.
@@ -82,11 +84,25 @@ struct SparseAttentionParams {
   int64_t n_streaming_heads;
   int64_t stream_sink_pages, stream_ring_pages;  // S, W (W >= 1 when a streaming head reads a ring page)
   int64_t sink, local;                // streaming window in tokens (local counts the query itself)
+  // Optional per-sequence overrides of sink, local and W (nullptr = the
+  // scalars above for every sequence): a step mixing prefill chunks (prefill
+  // window, prefill ring) and decode rows (decode window, decode ring).
+  const int64_t* seq_sink;            // [n_seqs] or nullptr
+  const int64_t* seq_local;           // [n_seqs] or nullptr
+  const int64_t* seq_ring_pages;      // [n_seqs] or nullptr
 
-  SparseAttentionCounters* counters;  // nullable
+  SparseAttentionCounters* counters;      // nullable: totals of the call
+  SparseAttentionCounters* seq_counters;  // nullable: [n_seqs], per sequence
 };
 
 void SparseAttentionRef(const SparseAttentionParams& p);
+
+// The streaming window and ring width of sequence s.
+inline int64_t SinkOf(const SparseAttentionParams& p, int64_t s) { return p.seq_sink ? p.seq_sink[s] : p.sink; }
+inline int64_t LocalOf(const SparseAttentionParams& p, int64_t s) { return p.seq_local ? p.seq_local[s] : p.local; }
+inline int64_t RingPagesOf(const SparseAttentionParams& p, int64_t s) {
+  return p.seq_ring_pages ? p.seq_ring_pages[s] : p.stream_ring_pages;
+}
 
 // The visible keys of a streaming row as two ascending, disjoint ranges:
 // [0, sink_end) and [local_begin, visible_end) (either may be empty).

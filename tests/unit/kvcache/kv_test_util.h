@@ -16,6 +16,7 @@ struct Windows {
   int64_t prefill_local = 8192;
   int64_t decode_sink = 128;
   int64_t decode_local = 256;
+  int64_t prefill_chunk = 1;  // 1: the prefill ring is the prefill window's
 };
 
 // Two layers of two KV heads. With streaming: layer 0 = {retrieval, streaming},
@@ -32,7 +33,8 @@ inline KvCacheConfig TestConfig(int64_t page_size, int64_t retrieval_pages, int6
                   .prefill_sink = w.prefill_sink,
                   .prefill_local = w.prefill_local,
                   .decode_sink = w.decode_sink,
-                  .decode_local = w.decode_local};
+                  .decode_local = w.decode_local,
+                  .prefill_chunk = w.prefill_chunk};
   if (with_streaming) {
     EXPECT_TRUE(c.SetHeadRoles({{1, 0}, {1, 1}}).ok());
   } else {

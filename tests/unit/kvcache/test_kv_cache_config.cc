@@ -33,7 +33,8 @@ TEST(KvCacheConfig, DefaultsAreDesignValues) {
   EXPECT_EQ(c.decode_sink, 128);
   EXPECT_EQ(c.decode_local, 256);
   EXPECT_EQ(c.sink_pages(), 2);
-  EXPECT_EQ(c.prefill_ring_pages(), 129);
+  EXPECT_EQ(c.prefill_chunk, 512);
+  EXPECT_EQ(c.prefill_ring_pages(), 137);  // ceil((8192 + 511) / 64) + 1
   EXPECT_EQ(c.decode_ring_pages(), 5);  // 7 pages per sequence in decode, as in LSERVE.md §0
   EXPECT_EQ(c.logical_pages_per_page(), 4);
 }
@@ -44,7 +45,7 @@ TEST(KvCacheConfig, RingSizesForEveryPageSize) {
     c.page_size = P;
     ASSERT_TRUE(c.Validate().ok()) << P;
     EXPECT_EQ(c.sink_pages(), (128 + P - 1) / P) << P;
-    EXPECT_EQ(c.prefill_ring_pages(), 8192 / P + 1) << P;
+    EXPECT_EQ(c.prefill_ring_pages(), (8192 + 511 + P - 1) / P + 1) << P;
     EXPECT_EQ(c.decode_ring_pages(), 256 / P + 1) << P;
   }
   // Windows that are not page multiples round up; the larger of the prefill
@@ -54,8 +55,11 @@ TEST(KvCacheConfig, RingSizesForEveryPageSize) {
   c.decode_sink = 100;
   c.prefill_local = 200;
   c.decode_local = 300;
+  c.prefill_chunk = 64;
   EXPECT_EQ(c.sink_pages(), 2);          // ceil(100 / 64)
-  EXPECT_EQ(c.prefill_ring_pages(), 6);  // ceil(300 / 64) + 1
+  EXPECT_EQ(c.prefill_ring_pages(), 6);  // ceil(max(200 + 63, 300) / 64) + 1
+  c.prefill_chunk = 200;
+  EXPECT_EQ(c.prefill_ring_pages(), 8);  // ceil((200 + 199) / 64) + 1
   EXPECT_EQ(c.decode_ring_pages(), 6);
 }
 
@@ -98,6 +102,7 @@ TEST(KvCacheConfig, ValidateRejectsEachBadField) {
            [](KvCacheConfig& c) { c.num_retrieval_pages = int64_t{1} << 31; },
            [](KvCacheConfig& c) { c.num_retrieval_pages = 0; },  // retrieval heads, no pages
            [](KvCacheConfig& c) { c.prefill_local = 0; },
+           [](KvCacheConfig& c) { c.prefill_chunk = 0; },
            [](KvCacheConfig& c) { c.decode_sink = -1; },
            [](KvCacheConfig& c) { c.retrieval_heads.pop_back(); },
            [](KvCacheConfig& c) { c.retrieval_heads[1] = {0, 1, 2}; },     // head 3 has no pool
