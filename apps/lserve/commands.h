@@ -26,6 +26,8 @@ Command AddRenderChat(CLI::App& app);
 Command AddGenerate(CLI::App& app);
 Command AddChat(CLI::App& app);
 Command AddLogits(CLI::App& app);
+Command AddCalibrate(CLI::App& app);
+Command AddServe(CLI::App& app);
 
 // Prints "lserve: error: <message>" to stderr and returns the exit code for
 // the status (1 for internal errors, 2 otherwise).

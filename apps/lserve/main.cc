@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
       lserve::app::AddGenerate(app),
       lserve::app::AddChat(app),
       lserve::app::AddLogits(app),
+      lserve::app::AddCalibrate(app),
+      lserve::app::AddServe(app),
   };
 
   try {

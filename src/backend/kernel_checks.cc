@@ -278,6 +278,7 @@ Status CheckSparseAttentionArrays(const SparseAttentionParams& p) {
     for (int64_t s = 0; s < p.n_seqs; ++s) {
       const int64_t pages = p.n_retrieval_heads > 0 ? p.page_table_start_r[s + 1] - p.page_table_start_r[s] : 0;
       for (int64_t h = 0; h < p.n_kv_heads; ++h) {
+        if (p.head_mode[h] != kHeadModeRetrieval) continue;  // the kernel reads retrieval heads' lists only
         const int64_t list = s * p.n_kv_heads + h;
         const int64_t n = p.n_selected[list];
         if (n > p.max_selected) return Bad(op, "n_selected above max_selected");

@@ -19,6 +19,8 @@ enum class StatusCode {
   kResourceExhausted, // a budget (time, output size, memory) ran out
   kUnimplemented,     // a valid input that this build does not support
   kInternal,          // a broken invariant surfaced as a value
+  kFailedPrecondition,// a call in a state that does not allow it
+  kUnavailable,       // the service is not ready or is shutting down
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -50,6 +52,8 @@ inline Status OutOfRange(std::string m) { return Status(StatusCode::kOutOfRange,
 inline Status ResourceExhausted(std::string m) { return Status(StatusCode::kResourceExhausted, std::move(m)); }
 inline Status Unimplemented(std::string m) { return Status(StatusCode::kUnimplemented, std::move(m)); }
 inline Status Internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
+inline Status FailedPrecondition(std::string m) { return Status(StatusCode::kFailedPrecondition, std::move(m)); }
+inline Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
 
 // Result<T>: a T or a non-OK Status.
 template <typename T>

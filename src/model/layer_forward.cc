@@ -133,7 +133,7 @@ Status AttendSparse(const LayerContext& ctx, int64_t layer) {
   const KvPoolStorage& st = ctx.kv.at(layer, KvPool::kStreaming);
   const KvLayerHeads& heads = ctx.kv.heads(layer);
   LSERVE_RETURN_IF_ERROR(PrepareSelections(ctx, layer, r));
-  const bool select = ctx.selections != nullptr && !ctx.selections->empty();
+  const bool select = ctx.selections != nullptr && !ctx.selections->empty() && r.n_heads > 0;
   return ctx.backend.SparseAttention(SparseAttentionParams{
       .q = ctx.scratch.q.as<const float>(),
       .out = ctx.scratch.attn.as<float>(),
