@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "core/mapped_file.h"
 #include "engine_session.h"
 #include "runtime/generator.h"
 #include "tokenizer/model_text.h"
@@ -14,7 +15,7 @@ namespace {
 struct GenerateFlags {
   EngineFlags engine;
   SamplingFlags sampling;
-  std::string prompt, ids, chat;
+  std::string prompt, ids, chat, prompt_file, ids_file;
   bool json = false;
 };
 
@@ -28,12 +29,19 @@ nlohmann::json TimingsJson(const GenerationTimings& t, double load_ms) {
           {"decode_tokens_per_s", t.decode_tokens_per_s()}};
 }
 
-// The prompt ids from exactly one of --prompt, --ids, --chat.
+// The prompt ids from exactly one of --prompt, --ids, --chat, --prompt-file, --ids-file.
 Result<std::vector<int32_t>> PromptIds(const GenerateFlags& f, const EngineSession& s) {
-  const int given = !f.prompt.empty() + !f.ids.empty() + !f.chat.empty();
-  if (given != 1) return InvalidArgument("give exactly one of --prompt, --ids, --chat");
-  if (!f.ids.empty()) return ParseIds(f.ids, static_cast<int32_t>(s.source.config.vocab_size));
+  const int given = !f.prompt.empty() + !f.ids.empty() + !f.chat.empty() + !f.prompt_file.empty() +
+                    !f.ids_file.empty();
+  if (given != 1) return InvalidArgument("give exactly one of --prompt, --ids, --chat, --prompt-file, --ids-file");
+  const auto vocab = static_cast<int32_t>(s.source.config.vocab_size);
+  if (!f.ids.empty()) return ParseIds(f.ids, vocab);
   if (!f.prompt.empty()) return s.tokenizer->Encode(f.prompt, /*add_special_tokens=*/true);
+  if (!f.ids_file.empty() || !f.prompt_file.empty()) {
+    LSERVE_ASSIGN_OR_RETURN(std::string text, ReadTextFile(f.ids_file.empty() ? f.prompt_file : f.ids_file));
+    if (!f.ids_file.empty()) return ParseIds(text, vocab);
+    return s.tokenizer->Encode(text, /*add_special_tokens=*/true);
+  }
   LSERVE_ASSIGN_OR_RETURN(ChatTemplate tmpl, LoadChatTemplate(s.source));
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   messages.push_back({{"role", "user"}, {"content", f.chat}});
@@ -151,6 +159,8 @@ Command AddGenerate(CLI::App& app) {
   cmd->add_option("--prompt", f->prompt, "prompt text (special tokens added as HF does)");
   cmd->add_option("--ids", f->ids, "prompt as comma-separated token ids");
   cmd->add_option("--chat", f->chat, "one user message, wrapped in the model's chat template");
+  cmd->add_option("--prompt-file", f->prompt_file, "prompt text read from a file");
+  cmd->add_option("--ids-file", f->ids_file, "prompt token ids read from a file (comma or whitespace separated)");
   cmd->add_flag("--json", f->json, "print {ids, text, finish_reason, timings} instead of streaming");
   return {cmd, [f] { return RunGenerate(*f); }};
 }

@@ -36,11 +36,13 @@ Result<std::vector<int32_t>> ParseIds(const std::string& text, int32_t num_token
     size_t end = text.find(',', pos);
     if (end == std::string::npos) end = text.size();
     std::string_view item(text.data() + pos, end - pos);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    auto space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+    while (!item.empty() && space(item.front())) item.remove_prefix(1);
+    while (!item.empty() && space(item.back())) item.remove_suffix(1);
     if (item.empty()) {
-      if (end == text.size() && ids.empty() && text.find_first_not_of(' ') == std::string::npos) break;
-      return InvalidArgument("--ids: empty item in '" + text + "'");
+      if (end == text.size() && ids.empty() && text.find_first_not_of(" \n\r\t") == std::string::npos) break;
+      if (end == text.size() && !ids.empty()) break;  // a trailing comma or newline
+      return InvalidArgument("--ids: empty item at character " + std::to_string(pos));
     }
     int64_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);

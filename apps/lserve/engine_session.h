@@ -42,6 +42,11 @@ struct EngineFlags {
   int threads = 0;              // 0 = all cores
   int64_t prefill_chunk = 512;
   int64_t page_size = 64;
+  // Context extension beyond the trained length (as llama.cpp's --rope-scaling
+  // / --rope-scale): replaces the model's rope_scaling with this type and
+  // factor, the original context being the model's max_position_embeddings.
+  std::string rope_scaling;  // "" (the model's own), "none", "linear", "dynamic", "yarn"
+  double rope_factor = 1.0;
   AttentionFlags attention;
 };
 void AddEngineOptions(CLI::App& cmd, EngineFlags* flags);

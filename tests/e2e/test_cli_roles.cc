@@ -89,10 +89,21 @@ TEST(CliRoles, BadInputsAreExit2) {
   WriteFile(pattern, kGqaPattern);
   EXPECT_EQ(InspectRoles(pattern, {"--streaming-ratio", "1.5"}).exit_code, 2);
   EXPECT_EQ(InspectRoles(pattern, {"--streaming-ratio", "abc"}).exit_code, 2);
-  const CliResult ratio_alone =
-      RunLserve({"inspect", "--model", SourcePath(kGqaModel), "--streaming-ratio", "0.5"});
-  EXPECT_EQ(ratio_alone.exit_code, 2);
-  EXPECT_NE(ratio_alone.err.find("--attn-pattern"), std::string::npos) << ratio_alone.err;
+}
+
+// A ratio without a pattern calibrates the heads on a synthetic passkey text:
+// the same split every time, with the asked share of streaming heads.
+TEST(CliRoles, RatioAloneCalibratesOnAPasskeyText) {
+  const CliResult a = RunLserve({"inspect", "--model", SourcePath(kGqaModel), "--streaming-ratio", "0.5"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const Roles roles = RolesOf(a);
+  int streaming = 0;
+  for (const auto& layer : roles)
+    for (int r : layer) streaming += r == 0;
+  EXPECT_EQ(streaming, 3);  // round(0.5 * 6)
+  const CliResult b = RunLserve({"inspect", "--model", SourcePath(kGqaModel), "--streaming-ratio", "0.5"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(RolesOf(b), roles);
 }
 
 }  // namespace
