@@ -30,6 +30,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sparse_attention.h"
 #include "kernels/cpu/swiglu.h"
 
 namespace lserve {
@@ -192,6 +193,113 @@ void BenchAttention(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) 
   (void)opt;
 }
 
+// Sparse attention at long context in the demo model's head geometry (9 query
+// / 3 kv heads of 64, pages of 64), each case beside its dense counterpart:
+//   prefill of 4096 tokens from 0: dense causal (PagedAttentionCpu, and the
+//     sparse kernel with every head retrieval) vs Λ streaming heads (sink 128,
+//     local 1024);
+//   one decode row over 32768 keys: dense vs 64 selected pages.
+// gflops counts 4 d flops per visited (query, key) pair and query head, so a
+// sparse case's ms is the number to compare, its gflops the per-key speed;
+// gbps counts the K and V bytes read at least once.
+void BenchSparseAttention(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
+  struct Case {
+    const char* name;
+    int64_t rows, ctx;
+    int8_t mode;      // kHeadModeRetrieval or kHeadModeStreaming for every head
+    int64_t selected;  // > 0: retrieval heads read this many pages (the newest + spread ones)
+    bool dense_kernel;  // PagedAttentionCpu instead of SparseAttentionCpu
+  };
+  const std::vector<Case> cases = {
+      {"prefill_dense", 4096, 4096, kHeadModeRetrieval, 0, true},
+      {"prefill_dense", 4096, 4096, kHeadModeRetrieval, 0, false},
+      {"prefill_lambda", 4096, 4096, kHeadModeStreaming, 0, false},
+      {"decode_dense", 1, 32768, kHeadModeRetrieval, 0, true},
+      {"decode_dense", 1, 32768, kHeadModeRetrieval, 0, false},
+      {"decode_select", 1, 32768, kHeadModeRetrieval, 64, false},
+  };
+  const int64_t n_q = 9, n_kv = 3, d = 64, ps = 64, sink = 128, local = 1024;
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  for (const Case& c : cases) {
+    if (opt.quick && c.ctx > 4096 && c.selected == 0) continue;
+    const int64_t pages = (c.ctx + ps - 1) / ps;
+    std::vector<float> kc(pages * n_kv * ps * d), vc(kc.size());
+    for (auto& f : kc) f = unit(rng);
+    for (auto& f : vc) f = unit(rng);
+    std::vector<int32_t> table(pages);
+    for (int64_t i = 0; i < pages; ++i) table[i] = static_cast<int32_t>(i);
+    std::vector<int64_t> q_start = {0, c.rows}, pos0 = {c.ctx - c.rows}, kv_len = {c.ctx}, table_start = {0, pages};
+    std::vector<float> q(c.rows * n_q * d), out(q.size()), lse(c.rows * n_q);
+    for (auto& f : q) f = unit(rng);
+    std::vector<int8_t> modes(n_kv, c.mode);
+    std::vector<int32_t> slots = {0, 1, 2};
+    // Selection: pages spread evenly over the context, the newest last.
+    std::vector<int32_t> sel;
+    std::vector<int64_t> n_sel;
+    for (int64_t h = 0; h < n_kv; ++h) {
+      for (int64_t i = 0; i < c.selected; ++i) sel.push_back(static_cast<int32_t>((pages - 1) * i / std::max<int64_t>(1, c.selected - 1)));
+      n_sel.push_back(c.selected);
+    }
+    // Visited (query, key) pairs.
+    double pairs = 0;
+    for (int64_t r = 0; r < c.rows; ++r) {
+      const int64_t pos = c.ctx - c.rows + r;
+      if (c.mode == kHeadModeStreaming) {
+        const StreamingKeyRanges kr = StreamingRangesOf(pos, c.ctx, sink, local);
+        pairs += static_cast<double>(kr.sink_end + kr.visible_end - kr.local_begin);
+      } else {
+        pairs += static_cast<double>(c.selected > 0 ? c.selected * ps : pos + 1);
+      }
+    }
+    const double flops = pairs * n_q * d * 4.0;
+    double sec;
+    if (c.dense_kernel) {
+      PagedAttentionParams p{q.data(), out.data(), lse.data(), n_q, n_kv, d, 0.125f, 1, q_start.data(),
+                             pos0.data(), kv_len.data(), table.data(), table_start.data(), kc.data(), vc.data(), ps, 0};
+      sec = BestSeconds([&] { PagedAttentionCpu(p, pool); }, RepsFor(flops));
+    } else {
+      SparseAttentionParams p{};
+      p.q = q.data();
+      p.out = out.data();
+      p.lse = lse.data();
+      p.n_q_heads = n_q;
+      p.n_kv_heads = n_kv;
+      p.head_dim = d;
+      p.scale = 0.125f;
+      p.n_seqs = 1;
+      p.q_start = q_start.data();
+      p.q_pos0 = pos0.data();
+      p.kv_len = kv_len.data();
+      p.page_size = ps;
+      p.head_mode = modes.data();
+      p.pool_slot = slots.data();
+      // Both pools are the same cache; the ring is wide enough not to wrap,
+      // so its table is the page order.
+      p.page_table_r = p.page_table_s = table.data();
+      p.page_table_start_r = p.page_table_start_s = table_start.data();
+      p.k_cache_r = p.k_cache_s = kc.data();
+      p.v_cache_r = p.v_cache_s = vc.data();
+      p.n_retrieval_heads = p.n_streaming_heads = n_kv;
+      if (c.selected > 0) {
+        p.selected_pages = sel.data();
+        p.n_selected = n_sel.data();
+        p.max_selected = c.selected;
+      }
+      p.stream_sink_pages = (sink + ps - 1) / ps;
+      p.stream_ring_pages = pages - p.stream_sink_pages;
+      p.sink = sink;
+      p.local = local;
+      sec = BestSeconds([&] { SparseAttentionCpu(p, pool); }, RepsFor(flops));
+    }
+    char detail[200];
+    std::snprintf(detail, sizeof detail, "\"mode\":\"%s\",\"impl\":\"%s\",\"rows\":%ld,\"ctx\":%ld", c.name,
+                  c.dense_kernel ? "dense" : "sparse", static_cast<long>(c.rows), static_cast<long>(c.ctx));
+    // Bytes: the K and V rows read at least once (a prefill touches every key).
+    const double keys_read = c.rows == 1 ? pairs : static_cast<double>(c.ctx);
+    PrintLine("sparse_attention", detail, pool.size(), sec, flops, 8.0 * keys_read * n_kv * d);
+  }
+}
+
 void BenchElementwise(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
   for (int64_t m : {1, 512}) {
     std::vector<float> x(m * 1536, 0.3f), up(m * 1536, 0.2f), out(m * 1536), w(1536, 1.0f);
@@ -245,7 +353,7 @@ int main(int argc, char** argv) {
     } else if (a == "--quick") {
       opt.quick = true;
     } else {
-      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|elementwise] [--dtype Q4_1] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|sparse_attention|elementwise] [--dtype Q4_1] [--quick]\n");
       return 2;
     }
   }
@@ -258,6 +366,7 @@ int main(int argc, char** argv) {
   auto wanted = [&](const char* name) { return opt.filter.empty() || std::string(name).find(opt.filter) != std::string::npos; };
   if (wanted("linear")) lserve::BenchLinear(opt, pool, rng);
   if (wanted("attention")) lserve::BenchAttention(opt, pool, rng);
+  if (wanted("sparse_attention")) lserve::BenchSparseAttention(opt, pool, rng);
   if (wanted("elementwise")) lserve::BenchElementwise(opt, pool, rng);
   return 0;
 }
