@@ -1,7 +1,7 @@
 #include "engine_session.h"
 
 #include "commands.h"
-#include "runtime/calibration.h"
+#include "runtime/engine_setup.h"
 #include "tokenizer/model_text.h"
 
 namespace lserve::app {
@@ -50,18 +50,7 @@ void AddAttentionOptions(CLI::App& cmd, AttentionFlags* f) {
 
 Result<std::optional<HeadRoles>> RolesFromFlags(const AttentionFlags& f, const ModelSource& source,
                                                 const Tokenizer& tokenizer, Backend& backend) {
-  const ModelConfig& c = source.config;
-  if (!f.attn_pattern.empty()) {
-    LSERVE_ASSIGN_OR_RETURN(const AttentionPattern pattern, LoadAttentionPattern(f.attn_pattern));
-    auto roles = AssignHeadRoles(pattern, f.streaming_ratio.value_or(0.5), c.num_hidden_layers,
-                                 c.num_key_value_heads);
-    if (!roles.ok()) return roles.status().Annotate(f.attn_pattern);
-    return std::optional<HeadRoles>(std::move(*roles));
-  }
-  if (!f.streaming_ratio) return std::optional<HeadRoles>();
-  auto roles = CalibrateRolesOnPasskey(source, tokenizer, backend, *f.streaming_ratio);
-  if (!roles.ok()) return roles.status().Annotate("calibrating head roles on a passkey text");
-  return std::optional<HeadRoles>(std::move(*roles));
+  return HeadRolesFromSettings(f.attn_pattern, f.streaming_ratio, source, tokenizer, backend);
 }
 
 Result<std::unique_ptr<EngineSession>> OpenEngine(const EngineFlags& flags) {

@@ -101,8 +101,8 @@ Result<std::unique_ptr<EngineImpl>> EngineImpl::Create(const EngineConfig& confi
   const ModelConfig& mc = e->model_->config();
   e->vocab_size_ = static_cast<int32_t>(mc.vocab_size);
   e->eos_ids_ = ModelEosIds(mc, *e->tokenizer_);
-  const int64_t context = mc.max_position_embeddings > 0 ? mc.max_position_embeddings
-                                                         : KvCacheManager::kMaxSequenceTokens;
+  const int64_t context =
+      ModelContextLength(mc) > 0 ? ModelContextLength(mc) : KvCacheManager::kMaxSequenceTokens;
   int64_t max_model_len = config.max_model_len;
   if (max_model_len == 0) {
     max_model_len = std::min(context, PoolTokenCapacity(*e->fit_checker_));

@@ -138,6 +138,7 @@ class EngineImpl final : public Engine {
 
   // Engine thread only.
   std::unordered_map<int64_t, ActiveRequest> active_;
+  ForwardOutput forward_out_;  // reused by every step (its logits buffer keeps its capacity)
   SparsityStats sparsity_;
   int64_t steps_ = 0;
   int64_t prompt_tokens_ = 0;

@@ -94,10 +94,15 @@ bool EngineImpl::Step() {
     for (const int64_t id : ids) EndRequest(id, FinishKind::kError, scheduled.status().ToString());
     return false;
   }
+  {
+    // Admissions left the queue: Submit's count sees it while the step runs.
+    std::lock_guard lock(mailbox_->mu);
+    mailbox_->scheduler_waiting = scheduler_->num_waiting();
+  }
   const BatchPlan& plan = scheduled->plan;
   if (plan.steps.empty()) return false;
 
-  ForwardOutput out;
+  ForwardOutput& out = forward_out_;
   Status status = model_->Forward(plan, *kv_, &out);
   ForwardHook hook;
   {

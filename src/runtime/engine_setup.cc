@@ -73,6 +73,16 @@ std::vector<int32_t> ModelEosIds(const ModelConfig& config, const Tokenizer& tok
   return ids;
 }
 
+int64_t ModelContextLength(const ModelConfig& config) {
+  const int64_t trained = config.max_position_embeddings;
+  if (trained <= 0) return 0;
+  if (config.rope_scaling.type == RopeScalingType::kDynamic && config.rope_scaling.factor > 1.0) {
+    const double scaled = static_cast<double>(trained) * config.rope_scaling.factor;
+    return scaled >= 9.0e18 ? trained : static_cast<int64_t>(scaled);
+  }
+  return trained;
+}
+
 namespace {
 
 Status AtLeast(const char* field, int64_t value, int64_t low) {

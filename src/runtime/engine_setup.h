@@ -52,6 +52,11 @@ Result<AttentionOptions> MakeAttentionOptions(const AttentionSettings& settings,
 // its config, else the tokenizer's EOS; sorted, without duplicates.
 std::vector<int32_t> ModelEosIds(const ModelConfig& config, const Tokenizer& tokenizer);
 
+// The longest sequence the model is meant for: max_position_embeddings, or
+// that times the factor under dynamic-NTK RoPE scaling (which exists to run
+// past the trained length, as vLLM counts it); 0 when the config gives none.
+int64_t ModelContextLength(const ModelConfig& config);
+
 // The EngineConfig fields that need no model: InvalidArgument naming the
 // first bad field.
 Status ValidateEngineConfig(const EngineConfig& config);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/engine_setup.h"
 #include "sampling/sampler.h"
 
 namespace lserve {
@@ -25,21 +26,12 @@ class SequenceGuard {
   int64_t seq_;
 };
 
-std::vector<int32_t> EosIds(const ModelConfig& config, const Tokenizer& tokenizer) {
-  std::vector<int32_t> ids;
-  const auto& source = !config.generation.eos_token_ids.empty() ? config.generation.eos_token_ids : config.eos_token_ids;
-  for (int64_t id : source) ids.push_back(static_cast<int32_t>(id));
-  if (ids.empty() && tokenizer.eos_id()) ids.push_back(*tokenizer.eos_id());
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
 
 }  // namespace
 
 Generator::Generator(LlamaModel& model, const Tokenizer& tokenizer, const GeneratorOptions& options, KvCacheManager kv)
     : model_(&model), tokenizer_(&tokenizer), options_(options), kv_(std::move(kv)),
-      eos_ids_(EosIds(model.config(), tokenizer)) {}
+      eos_ids_(ModelEosIds(model.config(), tokenizer)) {}
 
 Result<Generator> Generator::Create(LlamaModel& model, const Tokenizer& tokenizer, const GeneratorOptions& options) {
   if (options.prefill_chunk < 1) return InvalidArgument("prefill chunk must be at least 1 token");
