@@ -57,21 +57,7 @@ Result<std::unique_ptr<EngineSession>> OpenEngine(const EngineFlags& flags) {
   auto s = std::make_unique<EngineSession>();
   LSERVE_ASSIGN_OR_RETURN(std::string path, ResolveModelPath(flags.model));
   LSERVE_ASSIGN_OR_RETURN(s->source, OpenModel(path));
-  if (!flags.rope_scaling.empty()) {
-    ModelConfig& c = s->source.config;
-    RopeScaling r;
-    r.type = flags.rope_scaling == "linear"    ? RopeScalingType::kLinear
-             : flags.rope_scaling == "dynamic" ? RopeScalingType::kDynamic
-             : flags.rope_scaling == "yarn"    ? RopeScalingType::kYarn
-                                               : RopeScalingType::kNone;
-    r.factor = r.type == RopeScalingType::kNone ? 1.0 : flags.rope_factor;
-    r.original_max_position_embeddings = c.max_position_embeddings;
-    c.rope_scaling = r;
-    if (r.type != RopeScalingType::kDynamic) {
-      c.max_position_embeddings = static_cast<int64_t>(static_cast<double>(c.max_position_embeddings) * r.factor);
-    }
-    LSERVE_RETURN_IF_ERROR(c.Validate().Annotate("--rope-scaling"));
-  }
+  LSERVE_RETURN_IF_ERROR(OverrideRopeScaling(flags.rope_scaling, flags.rope_factor, &s->source.config));
   LSERVE_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTokenizer(s->source));
   s->tokenizer = std::make_unique<Tokenizer>(std::move(tokenizer));
   return s;

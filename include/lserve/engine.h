@@ -46,6 +46,11 @@ struct EngineConfig {
   int64_t decode_sink = 128, decode_local = 256;
   int64_t token_budget = 4096;
   int64_t select_interval = 4;
+  // Context extension (as llama.cpp's --rope-scaling / --rope-scale): "" keeps
+  // the model's RoPE scaling; "none", "linear", "dynamic" or "yarn" replaces
+  // it with this factor over the model's trained context.
+  std::string rope_scaling;
+  double rope_factor = 1.0;
 };
 
 struct GenerateRequest {

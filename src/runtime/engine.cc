@@ -63,6 +63,7 @@ Result<std::unique_ptr<EngineImpl>> EngineImpl::Create(const EngineConfig& confi
     LSERVE_ASSIGN_OR_RETURN(path, DefaultModelPath());
   }
   LSERVE_ASSIGN_OR_RETURN(e->source_, OpenModel(path));
+  LSERVE_RETURN_IF_ERROR(OverrideRopeScaling(config.rope_scaling, config.rope_factor, &e->source_.config));
   LSERVE_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTokenizer(e->source_));
   e->tokenizer_ = std::make_unique<Tokenizer>(std::move(tokenizer));
   auto chat_template = LoadChatTemplate(e->source_);

@@ -125,4 +125,29 @@ Status ValidateEngineConfig(const EngineConfig& c) {
   return Status::Ok();
 }
 
+Status OverrideRopeScaling(const std::string& type, double factor, ModelConfig* config) {
+  if (type.empty()) return Status::Ok();
+  RopeScaling r;
+  if (type == "none") {
+    r.type = RopeScalingType::kNone;
+  } else if (type == "linear") {
+    r.type = RopeScalingType::kLinear;
+  } else if (type == "dynamic") {
+    r.type = RopeScalingType::kDynamic;
+  } else if (type == "yarn") {
+    r.type = RopeScalingType::kYarn;
+  } else {
+    return InvalidArgument("rope scaling '" + type + "' is not none, linear, dynamic or yarn");
+  }
+  if (!(factor >= 1.0 && factor <= 1024.0)) return InvalidArgument("rope factor must be in [1, 1024]");
+  r.factor = r.type == RopeScalingType::kNone ? 1.0 : factor;
+  r.original_max_position_embeddings = config->max_position_embeddings;
+  config->rope_scaling = r;
+  if (r.type != RopeScalingType::kDynamic) {
+    config->max_position_embeddings =
+        static_cast<int64_t>(static_cast<double>(config->max_position_embeddings) * r.factor);
+  }
+  return config->Validate().Annotate("rope scaling");
+}
+
 }  // namespace lserve

@@ -57,6 +57,13 @@ std::vector<int32_t> ModelEosIds(const ModelConfig& config, const Tokenizer& tok
 // past the trained length, as vLLM counts it); 0 when the config gives none.
 int64_t ModelContextLength(const ModelConfig& config);
 
+// Replaces the RoPE scaling of `config` with `type` ("none", "linear",
+// "dynamic", "yarn"; "" = keep the model's) and `factor`, the original
+// context being the model's max_position_embeddings, which grows by the
+// factor (except for dynamic, which extends as the sequence grows).
+// InvalidArgument for an unknown type or a factor outside [1, 1024].
+Status OverrideRopeScaling(const std::string& type, double factor, ModelConfig* config);
+
 // The EngineConfig fields that need no model: InvalidArgument naming the
 // first bad field.
 Status ValidateEngineConfig(const EngineConfig& config);
