@@ -12,10 +12,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -29,16 +30,19 @@
 namespace lserve::app {
 namespace {
 
+// Engine knobs default to EngineConfig's.
+const EngineConfig kEngineDefaults;
+
 struct ServeFlags {
   EngineFlags engine;
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
-  int64_t max_running = 16;
-  int64_t max_queued = 64;
-  int64_t kv_cache_tokens = 65536;
-  int64_t max_model_len = 0;
-  int64_t max_step_tokens = 2048;
+  int64_t max_running = kEngineDefaults.max_running;
+  int64_t max_queued = kEngineDefaults.max_queued;
+  int64_t kv_cache_tokens = kEngineDefaults.kv_cache_tokens;
+  int64_t max_model_len = kEngineDefaults.max_model_len;
+  int64_t max_step_tokens = kEngineDefaults.max_step_tokens;
   double shutdown_timeout_s = 30;
   int64_t max_body_bytes = int64_t{8} << 20;
   bool allow_unknown_fields = false;
@@ -142,6 +146,8 @@ EngineConfig MakeEngineConfig(const ServeFlags& f, const std::string& model_path
   c.decode_local = a.decode_local;
   c.token_budget = a.token_budget;
   c.select_interval = a.select_interval;
+  c.rope_scaling = f.engine.rope_scaling;
+  c.rope_factor = f.engine.rope_factor;
   return c;
 }
 
@@ -213,7 +219,7 @@ Command AddServe(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("--kv-cache-tokens", f->kv_cache_tokens, "KV cache capacity in tokens (retrieval pool)")
       ->check(positive);
-  cmd->add_option("--max-model-len", f->max_model_len, "prompt + generated tokens of one request (0: the model's context)")
+  cmd->add_option("--max-model-len", f->max_model_len, "prompt + generated tokens of one request (0: the model's context, capped by the KV cache)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--max-step-tokens", f->max_step_tokens, "tokens of one forward step (prefill chunks + decodes)")
       ->check(positive);

@@ -32,10 +32,10 @@ struct EngineConfig {
   // KV cache and batching.
   int64_t page_size = 64;
   int64_t logical_page_size = 16;
-  int64_t kv_cache_tokens = 65536;  // retrieval pool capacity in tokens
+  int64_t kv_cache_tokens = 16384;  // retrieval pool capacity in tokens
   int64_t max_model_len = 0;        // prompt + generated tokens of one request; 0 = the model's context length
   int64_t max_running = 16;         // sequences in the running batch
-  int64_t max_queued = 64;          // waiting requests beyond which Submit answers ResourceExhausted
+  int64_t max_queued = 64;          // waiting requests beyond which Submit answers Unavailable
   int64_t max_step_tokens = 2048;   // tokens of one forward step (prefill chunks + decodes)
   int64_t prefill_chunk = 512;      // tokens of one sequence's prefill chunk
   // Attention (DESIGN.md §4): "dense" or "lserve".
@@ -70,7 +70,7 @@ enum class FinishKind : uint8_t {
 };
 const char* FinishKindName(FinishKind kind);  // "stop", "length", "cancelled", "abort", "error"
 
-struct TopLogprob {
+struct StreamTopLogprob {
   int32_t token_id = 0;
   float logprob = 0.0f;
 };
@@ -82,7 +82,7 @@ struct StreamEvent {
   std::string text;                // text that became final (stop strings cut; valid UTF-8)
   // When params.logprobs: per token of token_ids, its logprob and top list.
   std::vector<float> logprobs;
-  std::vector<std::vector<TopLogprob>> top_logprobs;
+  std::vector<std::vector<StreamTopLogprob>> top_logprobs;
   std::optional<FinishKind> finish;  // set on the last event only
   std::string error;                 // FinishKind::kError: the message
   // Counts, filled on the last event.
@@ -143,8 +143,8 @@ class Engine {
   // Validates and queues. InvalidArgument: empty prompt, ids out of vocabulary,
   // bad params (SamplingParams::FindInvalid names the field); OutOfRange:
   // prompt + max_tokens beyond max_model_len (the message holds both numbers);
-  // ResourceExhausted: the queue is full (the server answers 503) or the
-  // request could never fit the KV cache; Unavailable: shutting down.
+  // ResourceExhausted: the request could never fit the KV cache (400);
+  // Unavailable: the queue is full or the engine is shutting down (503).
   virtual Result<std::shared_ptr<RequestStream>> Submit(GenerateRequest request) = 0;
 
   virtual EngineStats Stats() const = 0;

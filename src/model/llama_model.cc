@@ -62,9 +62,15 @@ Result<KvCacheConfig> MakeKvCacheConfig(const ModelConfig& c, const ModelOptions
   kv.num_retrieval_pages = (o.kv_cache_tokens + o.kv_page_size - 1) / o.kv_page_size;
   kv.num_streaming_pages = kv.has_streaming_heads() ? 1 : 0;  // sized below, from the validated windows
   LSERVE_RETURN_IF_ERROR(kv.Validate());
-  // Every sequence's ring at its widest (prefill).
+  // Every sequence's ring at its decode width, plus room for two sequences
+  // prefilling at the full prefill width at once (admission by free pages
+  // holds further prefills back until a ring narrows at its first decode).
+  const int64_t wide = std::min<int64_t>(o.max_sequences, 2);
   kv.num_streaming_pages =
-      kv.has_streaming_heads() ? o.max_sequences * (kv.sink_pages() + kv.prefill_ring_pages()) : 0;
+      kv.has_streaming_heads()
+          ? o.max_sequences * (kv.sink_pages() + kv.decode_ring_pages()) +
+                wide * (kv.prefill_ring_pages() - kv.decode_ring_pages())
+          : 0;
   LSERVE_RETURN_IF_ERROR(kv.Validate());
   return kv;
 }

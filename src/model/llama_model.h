@@ -76,8 +76,9 @@ struct ModelOptions {
   int64_t kv_page_size = 64;
   int64_t kv_logical_page_size = 16;
   int64_t kv_cache_tokens = 4096;
-  // Sequences whose streaming rings the streaming pool holds at once, and the
-  // longest prefill chunk (a step of one sequence) the rings are sized for.
+  // Sequences whose streaming rings the streaming pool holds at once (all at
+  // the decode width, two of them at the prefill width), and the longest
+  // prefill chunk (a step of one sequence) the rings are sized for.
   int64_t max_sequences = 1;
   int64_t prefill_chunk = 512;
   AttentionOptions attention = {};

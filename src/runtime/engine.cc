@@ -169,7 +169,7 @@ Result<std::shared_ptr<RequestStream>> EngineImpl::Submit(GenerateRequest reques
     if (!mailbox_->accepting) return Unavailable("the engine is shutting down");
     const int64_t queued = static_cast<int64_t>(mailbox_->inbox.size()) + mailbox_->scheduler_waiting;
     if (queued >= config_.max_queued) {
-      return ResourceExhausted("the queue is full (" + std::to_string(queued) + " requests waiting)");
+      return Unavailable("the queue is full (" + std::to_string(queued) + " requests waiting)");
     }
     mailbox_->inbox.push_back(PendingRequest{id, std::move(request.prompt), std::move(request.params),
                                              std::move(sampler), request.skip_special_tokens, channel});

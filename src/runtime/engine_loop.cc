@@ -147,9 +147,9 @@ void EngineImpl::SampleRow(int64_t seq_id, std::span<float> logits) {
   event.token_ids.push_back(token);
   if (request.logprobs) {
     event.logprobs.push_back(sampled->logprob);
-    std::vector<TopLogprob> top;
+    std::vector<StreamTopLogprob> top;
     top.reserve(sampled->top_logprobs.size());
-    for (const TokenLogprob& t : sampled->top_logprobs) top.push_back(TopLogprob{t.token_id, t.logprob});
+    for (const TokenLogprob& t : sampled->top_logprobs) top.push_back(StreamTopLogprob{t.token_id, t.logprob});
     event.top_logprobs.push_back(std::move(top));
   }
   if (request.completion_tokens == 0) prompt_tokens_ += request.prompt_tokens;

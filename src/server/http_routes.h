@@ -16,12 +16,7 @@
 
 #include <httplib.h>
 
-// engine.h and openai_protocol.h both declare lserve::TopLogprob (the engine's
-// holds a token id, the protocol's a token string). Until one is renamed, the
-// engine's is seen here as EngineTopLogprob; the server never names either.
-#define TopLogprob EngineTopLogprob
 #include "lserve/engine.h"
-#undef TopLogprob
 
 #include "server/api_error.h"
 #include "server/metrics.h"
@@ -59,6 +54,11 @@ class ClientConnection {
   int fd_ = -1;
 };
 
+// Shuts down (without closing: their threads still own the descriptors)
+// every accepted connection on `local_port`, so that threads waiting for a
+// next request on an idle keep-alive connection return at once.
+void ShutdownConnections(int local_port);
+
 // Replies.
 inline constexpr const char* kJsonContentType = "application/json";
 void SetJson(httplib::Response& response, int status, std::string body);
@@ -84,7 +84,8 @@ void HandleDetokenize(const RouteContext& context, const std::string& body, http
 void HandleModels(const RouteContext& context, httplib::Response& response);
 // GET /v1/models/{id}.
 void HandleModel(const RouteContext& context, std::string_view id, httplib::Response& response);
-// Copies the engine's counters into the metric series and renders them.
-void HandleMetrics(const RouteContext& context, httplib::Response& response);
+// Copies the engine's counters (when there is an engine) into the metric
+// series and renders them.
+void HandleMetrics(metrics::ServerMetrics& metrics, const Engine* engine, httplib::Response& response);
 
 }  // namespace lserve::http

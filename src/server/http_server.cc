@@ -129,6 +129,9 @@ std::optional<uint64_t> ParseContentLength(std::string_view text) {
 
 // Checks of a POST body's framing and type, before it is read.
 std::optional<ApiError> CheckBodyHeaders(const httplib::Request& request, size_t max_body_bytes) {
+  if (request.get_header_value_count("Content-Type") > 1) {
+    return Make(400, "Content-Type is given more than once.", "");
+  }
   if (request.has_header("Content-Type")) {
     const std::string type = request.get_header_value("Content-Type");
     const std::string media = Lower(Trim(std::string_view(type).substr(0, type.find(';'))));
@@ -165,7 +168,7 @@ std::optional<ApiError> CheckBodyHeaders(const httplib::Request& request, size_t
 class ListeningServer : public httplib::Server {
  public:
   void WidenBacklog(int backlog) {
-    const httplib::socket_t sock = svr_sock_;
+    const auto sock = svr_sock_.load();
     if (sock != INVALID_SOCKET) ::listen(sock, backlog);
   }
 };
@@ -225,10 +228,9 @@ struct HttpServer::Impl {
       header_bytes += key.size() + value.size() + 4;
     }
     if (header_count > options.max_header_count || header_bytes > options.max_header_bytes) {
-      return reject(Make(431,
-                         "Request headers are too large (at most " + std::to_string(options.max_header_count) +
-                             " headers and " + std::to_string(options.max_header_bytes) + " bytes).",
-                         "request_header_fields_too_large"));
+      return reject(HeadersTooLarge("Request headers are too large (at most " +
+                                    std::to_string(options.max_header_count) + " headers and " +
+                                    std::to_string(options.max_header_bytes) + " bytes)."));
     }
 
     const std::optional<Route> route = FindRoute(request.path);
@@ -253,11 +255,11 @@ struct HttpServer::Impl {
       const ServerState s = state.load();
       if (s == ServerState::kLoading) {
         CountRejected(*route);
-        return reject(Unavailable("The model is loading."));
+        return reject(ServiceUnavailable("The model is loading."));
       }
       if (s != ServerState::kReady) {
         CountRejected(*route);
-        return reject(Unavailable("The server is shutting down."));
+        return reject(ServiceUnavailable("The server is shutting down."));
       }
     }
     if (route->method == "POST") {
@@ -278,7 +280,9 @@ struct HttpServer::Impl {
         ServeHealth(response);
         return;
       case RouteId::kMetrics:
-        http::HandleMetrics(context, response);
+        // Public, so it also answers while loading: the engine pointer is
+        // read only once the state says it was set.
+        http::HandleMetrics(server_metrics, state.load() == ServerState::kLoading ? nullptr : context.engine, response);
         return;
       case RouteId::kModels:
         http::HandleModels(context, response);
@@ -335,9 +339,9 @@ struct HttpServer::Impl {
   // Readiness: 200 only while serving and while the engine says it can.
   void ServeHealth(httplib::Response& response) {
     const ServerState s = state.load();
-    if (s == ServerState::kLoading) return SetError(response, Unavailable("The model is loading."));
-    if (s != ServerState::kReady) return SetError(response, Unavailable("The server is shutting down."));
-    if (!context.engine->Stats().ready) return SetError(response, Unavailable("The engine is not running."));
+    if (s == ServerState::kLoading) return SetError(response, ServiceUnavailable("The model is loading."));
+    if (s != ServerState::kReady) return SetError(response, ServiceUnavailable("The server is shutting down."));
+    if (!context.engine->Stats().ready) return SetError(response, ServiceUnavailable("The engine is not running."));
     SetJson(response, 200, "{\"status\":\"ok\"}");
   }
 };
@@ -357,15 +361,26 @@ Status HttpServer::Start() {
   const int threads = std::max(4, s.options.threads);
   server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server.set_keep_alive_max_count(1000);
+  // httplib's default also sets SO_REUSEPORT, which would let a second
+  // server bind the same port and silently share its connections.
+  server.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.set_payload_max_length(s.options.max_body_bytes);
   server.set_pre_routing_handler(
       [&s](const httplib::Request& request, httplib::Response& response) { return s.PreRoute(request, response); });
+  // "Expect: 100-continue": the same checks decide before the client sends
+  // its body (httplib would otherwise say 100 Continue first).
+  server.set_expect_100_continue_handler([&s](const httplib::Request& request, httplib::Response& response) {
+    return s.PreRoute(request, response) == httplib::Server::HandlerResponse::Handled ? response.status : 100;
+  });
   server.Get(".*", [&s](const httplib::Request& request, httplib::Response& response) { s.ServeGet(request, response); });
   server.Post(".*", [&s](const httplib::Request& request, httplib::Response& response,
                          const httplib::ContentReader& reader) { s.ServePost(request, response, reader); });
   // Answers httplib makes itself (malformed request line, URI too long, ...)
   // get an OpenAI body too.
-  server.set_error_handler([](const httplib::Request&, httplib::Response& response) {
+  const httplib::Server::HandlerWithResponse error_handler = [](const httplib::Request&, httplib::Response& response) {
     if (!response.body.empty() || response.has_header("Content-Type")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -375,7 +390,8 @@ Status HttpServer::Start() {
                                      : ApiError{status, status >= 500 ? "server_error" : "invalid_request_error",
                                                 message, "", ""});
     return httplib::Server::HandlerResponse::Handled;
-  });
+  };
+  server.set_error_handler(error_handler);
   server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
     SetError(response, InternalServerError("The request failed with an internal error."));
   });
@@ -432,6 +448,9 @@ void HttpServer::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   s.server.stop();
+  // Requests are done (WaitIdle); what is left are idle keep-alive
+  // connections, whose threads would otherwise wait out their timeout.
+  http::ShutdownConnections(s.bound_port);
   s.listener.join();
 }
 

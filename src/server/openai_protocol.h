@@ -6,9 +6,12 @@
 // at fault.
 //
 // Validation rules (RELIABILITY.md C14-C20 and the Defaults table):
-//   - the body is one JSON object, nested at most ProtocolLimits::max_json_depth
+//   - the body is one JSON object of valid UTF-8 without raw NUL bytes (an
+//     escaped \u0000 is text), nested at most ProtocolLimits::max_json_depth
 //     levels (checked by a scan before the parser runs), with no NaN, Infinity
 //     or overflowing number (1e400): those name the top-level field they sit in;
+//   - top-level fields are checked in alphabetical order, so the first
+//     error reported for a body with several is deterministic;
 //   - unknown fields are a 400 naming the field, unless allow_unknown_fields;
 //   - a field given as null is the same as an absent one (except prompt and
 //     messages, which are required);

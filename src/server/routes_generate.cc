@@ -82,12 +82,11 @@ int64_t CodePoints(std::string_view text) {
 ApiError SubmitError(const Status& status, std::string_view prompt_param) {
   switch (status.code()) {
     case StatusCode::kResourceExhausted:
-      // Queue full: 503, try again later. Otherwise the request can never
-      // fit the KV cache: 400, retrying is pointless.
-      if (status.message().find("queue") != std::string::npos) return Overloaded(status.message());
+      // The request can never fit the KV cache: 400, retrying is pointless.
       return InvalidRequest(prompt_param, status.message());
     case StatusCode::kUnavailable:
-      return Unavailable(status.message());
+      // The queue is full (or the engine stops): 503, try again later.
+      return Overloaded(status.message());
     case StatusCode::kOutOfRange: {
       ApiError error = InvalidRequest(prompt_param, status.message());
       error.code = "context_length_exceeded";
@@ -102,8 +101,8 @@ ApiError SubmitError(const Status& status, std::string_view prompt_param) {
 // in the metrics (done once, whatever way it ends).
 class Generation {
  public:
-  Generation(const RouteContext& context, bool chat, const GenerationPlan& plan)
-      : context_(context), chat_(chat), include_usage_(plan.include_usage), arrival_(Clock::now()) {
+  Generation(const RouteContext& context, bool chat, const GenerationPlan& plan, Clock::time_point arrival)
+      : context_(context), chat_(chat), include_usage_(plan.include_usage), arrival_(arrival) {
     header_.id = MakeResponseId(chat ? "chatcmpl" : "cmpl");
     header_.created = UnixSeconds();
     header_.model = context.engine->model_info().id;
@@ -147,6 +146,7 @@ class Generation {
   // connected, then answers.
   void Respond(const httplib::Request& request, httplib::Response& response) {
     const ClientConnection client(request);
+    Clock::time_point next_check = Clock::now() + kPollInterval;
     for (ChoiceState& c : choices_) {
       while (!c.finish) {
         std::optional<StreamEvent> event = c.stream->Next(kPollInterval);
@@ -155,7 +155,12 @@ class Generation {
         } else if (c.stream->finished()) {
           c.finish = FinishKind::kError;
           c.error = "the request ended without a result";
-        } else if (!client.Alive()) {
+        }
+        // Checked on a clock, not only when tokens pause: a fast request
+        // never leaves Next waiting.
+        if (c.finish || Clock::now() < next_check) continue;
+        next_check = Clock::now() + kPollInterval;
+        if (!client.Alive()) {
           CancelAll();
           Account(RequestOutcome::kCancelled);
           SetError(response, InternalServerError("The client closed the connection."));
@@ -210,19 +215,25 @@ class Generation {
     if (done_) return true;
     auto waiting = std::find_if(choices_.begin(), choices_.end(), [](const ChoiceState& c) { return !c.finish; });
     if (waiting == choices_.end()) return Finish(sink);
-    if (progressed) return true;
-    std::optional<StreamEvent> event = waiting->stream->Next(kPollInterval);
-    if (event) return Emit(*waiting, *event, sink);
-    if (waiting->stream->finished()) {
-      StreamEvent lost;
-      lost.finish = FinishKind::kError;
-      lost.error = "the request ended without a result";
-      return Emit(*waiting, lost, sink);
+    if (!progressed) {
+      std::optional<StreamEvent> event = waiting->stream->Next(kPollInterval);
+      if (event) return Emit(*waiting, *event, sink);
+      if (waiting->stream->finished()) {
+        StreamEvent lost;
+        lost.finish = FinishKind::kError;
+        lost.error = "the request ended without a result";
+        return Emit(*waiting, lost, sink);
+      }
     }
-    if (!sink.is_writable()) {
-      CancelAll();
-      Account(RequestOutcome::kCancelled);
-      return false;
+    // A failed write shows a client that went away; this catches one that
+    // left while nothing was written (queued, or tokens without text yet).
+    if (Clock::now() >= next_client_check_) {
+      next_client_check_ = Clock::now() + kPollInterval;
+      if (!sink.is_writable()) {
+        CancelAll();
+        Account(RequestOutcome::kCancelled);
+        return false;
+      }
     }
     return true;
   }
@@ -366,6 +377,7 @@ class Generation {
   std::vector<ChoiceState> choices_;
   bool started_ = false;
   bool done_ = false;
+  Clock::time_point next_client_check_{};
   bool accounted_ = false;
 };
 
@@ -375,9 +387,9 @@ void Reject(const RouteContext& context, httplib::Response& response, const ApiE
 }
 
 // Submits the plan and answers, streaming or not.
-void Run(const RouteContext& context, bool chat, const GenerationPlan& plan, const httplib::Request& request,
-         InFlightToken in_flight, httplib::Response& response) {
-  auto generation = std::make_shared<Generation>(context, chat, plan);
+void Run(const RouteContext& context, bool chat, const GenerationPlan& plan, Clock::time_point arrival,
+         const httplib::Request& request, InFlightToken in_flight, httplib::Response& response) {
+  auto generation = std::make_shared<Generation>(context, chat, plan, arrival);
   if (std::optional<ApiError> error = generation->Submit(plan)) return Reject(context, response, *error);
   if (!plan.stream) return generation->Respond(request, response);
   response.status = 200;
@@ -407,6 +419,7 @@ std::variant<int64_t, ApiError> MaxTokensFor(size_t prompt_tokens, std::optional
 
 void HandleCompletions(const RouteContext& context, const httplib::Request& request, const std::string& body,
                        InFlightToken in_flight, httplib::Response& response) {
+  const Clock::time_point arrival = Clock::now();
   ParseResult<CompletionRequest> parsed = ParseCompletionRequest(body, context.limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return Reject(context, response, *error);
   CompletionRequest& req = std::get<CompletionRequest>(parsed);
@@ -437,11 +450,12 @@ void HandleCompletions(const RouteContext& context, const httplib::Request& requ
   plan.stream = req.stream;
   plan.include_usage = req.include_usage;
   plan.skip_special_tokens = req.skip_special_tokens;
-  Run(context, /*chat=*/false, plan, request, std::move(in_flight), response);
+  Run(context, /*chat=*/false, plan, arrival, request, std::move(in_flight), response);
 }
 
 void HandleChatCompletions(const RouteContext& context, const httplib::Request& request, const std::string& body,
                            InFlightToken in_flight, httplib::Response& response) {
+  const Clock::time_point arrival = Clock::now();
   ParseResult<ChatCompletionRequest> parsed = ParseChatCompletionRequest(body, context.limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return Reject(context, response, *error);
   ChatCompletionRequest& req = std::get<ChatCompletionRequest>(parsed);
@@ -469,7 +483,7 @@ void HandleChatCompletions(const RouteContext& context, const httplib::Request& 
   plan.stream = req.stream;
   plan.include_usage = req.include_usage;
   plan.skip_special_tokens = req.skip_special_tokens;
-  Run(context, /*chat=*/true, plan, request, std::move(in_flight), response);
+  Run(context, /*chat=*/true, plan, arrival, request, std::move(in_flight), response);
 }
 
 }  // namespace lserve::http

@@ -85,6 +85,27 @@ bool ClientConnection::Alive() const {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
+void ShutdownConnections(int local_port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (const dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    struct stat st {};
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+    // Accepted connections have a peer; the listening socket has none.
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    std::string host;
+    int port = -1;
+    if (AddressOf(local, &host, &port) && port == local_port) shutdown(static_cast<int>(fd), SHUT_RDWR);
+  }
+  closedir(dir);
+}
+
 void SetJson(httplib::Response& response, int status, std::string body) {
   response.status = status;
   response.set_content(std::move(body), kJsonContentType);
@@ -178,10 +199,9 @@ void HandleDetokenize(const RouteContext& context, const std::string& body, http
   SetJson(response, 200, JsonText(DetokenizeResponse(context.engine->tokenizer().Decode(request.tokens))));
 }
 
-void HandleMetrics(const RouteContext& context, httplib::Response& response) {
-  metrics::ServerMetrics& m = *context.metrics;
-  if (context.engine != nullptr) {
-    const EngineStats stats = context.engine->Stats();
+void HandleMetrics(metrics::ServerMetrics& m, const Engine* engine, httplib::Response& response) {
+  if (engine != nullptr) {
+    const EngineStats stats = engine->Stats();
     m.queue_depth().Set(static_cast<double>(stats.queue_depth));
     m.running_sequences().Set(static_cast<double>(stats.running));
     using metrics::KvPool;

@@ -168,7 +168,7 @@ TEST(EngineApi, ARequestThatCouldNeverFitThePoolIsRejectedUpFront) {
   EXPECT_EQ(r.completion_tokens, 56);
 }
 
-TEST(EngineApi, TheQueueCapAnswersResourceExhausted) {
+TEST(EngineApi, TheQueueCapAnswersUnavailable) {
   Rng rng;
   EngineConfig config = testing::SmallConfig();
   config.max_running = 1;
@@ -183,7 +183,7 @@ TEST(EngineApi, TheQueueCapAnswersResourceExhausted) {
   for (int i = 0; i < 3; ++i) streams.push_back(SubmitOk(*engine, rng.Prompt(8), Greedy(6)));
   auto refused = engine->Submit(GenerateRequest{.prompt = rng.Prompt(8), .params = Greedy(6)});
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(refused.status().message().find("queue"), std::string::npos);
   EXPECT_EQ(engine->Stats().queue_depth, 3);
   gate.Release();

@@ -129,7 +129,7 @@ struct StreamResult {
   std::vector<int32_t> ids;
   std::string text;
   std::vector<float> logprobs;
-  std::vector<std::vector<TopLogprob>> top_logprobs;
+  std::vector<std::vector<StreamTopLogprob>> top_logprobs;
   std::optional<FinishKind> finish;
   std::string error;
   int64_t events = 0;
