@@ -26,6 +26,12 @@ install_packages() {
 
 [[ "${LSERVE_SKIP_APT:-0}" == 1 ]] || install_packages
 bash "$ROOT/tools/fetch_demo_model.sh"
+# The official OpenAI Python client, for the server's client test (pinned).
+if ! python3 -c "import openai" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "openai==3.57.0" ||
+    python3 -m pip install --quiet --break-system-packages "openai==3.57.0" ||
+    echo "setup: could not install the openai Python package; its test will be skipped"
+fi
 
 cmake_args=(-S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release)
 if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
