@@ -10,7 +10,7 @@
 // bandwidth-bound; prefill GEMM is compared with sgemm's f32 FMA ceiling,
 // printed by the "sgemm_ceiling" line: OpenBLAS on one f32 tile).
 //
-// Usage: bench_kernels [--threads N] [--filter SUBSTRING] [--dtype NAME] [--quick]
+// Usage: bench_kernels [--threads N] [--filter SUBSTRING] [--dtype NAME] [--m 1,8,64] [--quick]
 #include <cblas.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -40,6 +41,7 @@ struct Options {
   int threads = 0;
   std::string filter;
   std::string dtype;  // only this weight dtype (linear), e.g. "Q4_1"
+  std::vector<int64_t> ms;  // only these rows of x (linear), every shape; empty = the default grid
   bool quick = false;
 };
 
@@ -104,6 +106,7 @@ void BenchLinear(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
   const std::vector<Shape> shapes = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
   std::vector<int64_t> ms = {1, 2, 4, 8, 12, 16, 24, 32, 64, 512};
   if (opt.quick) ms = {1, 512};
+  if (!opt.ms.empty()) ms = opt.ms;
   for (DType t : {DType::kQ4_1, DType::kQ8_0, DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_K,
                   DType::kQ6_K}) {
     if (opt.quick && t != DType::kQ4_1 && t != DType::kQ8_0) continue;
@@ -112,7 +115,7 @@ void BenchLinear(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
       if (s.k % DTypeBlockElems(t) != 0) continue;
       const std::vector<uint8_t> w = RandomWeightBytes(rng, t, s.n, s.k);
       for (int64_t m : ms) {
-        if (s.n == 49152 && m > 1 && m < 512 && m != 16) continue;
+        if (opt.ms.empty() && s.n == 49152 && m > 1 && m < 512 && m != 16) continue;
         std::vector<float> x(m * s.k, 0.5f), y(m * s.n);
         const LinearParams p{x.data(), w.data(), t, nullptr, DType::kF32, y.data(), m, s.n, s.k};
         const double flops = 2.0 * m * s.n * s.k;
@@ -135,6 +138,7 @@ void BenchLinear(const Options& opt, ThreadPool& pool, std::mt19937_64& rng) {
   }
   // The ceiling the prefill regime is compared with: single-threaded sgemm
   // on an f32 tile (times the thread count for the whole machine).
+  openblas_set_num_threads(1);
   const int64_t m = 512, n = 256, k = 576;
   std::vector<float> a(m * k, 0.5f), b(n * k, 0.25f), c(m * n);
   const double sec = BestSeconds(
@@ -350,10 +354,18 @@ int main(int argc, char** argv) {
       opt.filter = argv[++i];
     } else if (a == "--dtype" && i + 1 < argc) {
       opt.dtype = argv[++i];
+    } else if (a == "--m" && i + 1 < argc) {
+      for (const char* c = argv[++i]; *c != '\0';) {
+        char* end = nullptr;
+        const long v = std::strtol(c, &end, 10);
+        if (end == c || v <= 0) break;
+        opt.ms.push_back(v);
+        c = *end == ',' ? end + 1 : end;
+      }
     } else if (a == "--quick") {
       opt.quick = true;
     } else {
-      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|sparse_attention|elementwise] [--dtype Q4_1] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_kernels [--threads N] [--filter linear|attention|sparse_attention|elementwise] [--dtype Q4_1] [--m 1,8,64,512] [--quick]\n");
       return 2;
     }
   }

@@ -1,41 +1,37 @@
-// Linear on the CPU, two regimes chosen by the number of input rows m
-// (ChooseLinearAlgo):
-// - few rows (decode): a GEMV that streams the weights once in their stored
-//   format, converting each 32-element chunk in registers and reusing it for
-//   up to 4 rows of x, threaded over output rows;
-// - many rows (prefill): each thread takes a slice of output rows,
-//   dequantizes tiles of up to kGemmTileRows weight rows to f32 (f32 weights
-//   are used in place) and calls single-threaded OpenBLAS sgemm on the tile.
-// Both accumulate in f32; only the summation order differs from LinearRef.
+// Linear on the CPU, batch-invariant: every path computes output (i, j) with
+// the same float operations in the same order (linear_avx2.cc, "The dot
+// product"), so y[i, :] depends on x[i, :] and w only, never on m, on the
+// other rows of the call, on the thread count or on the path taken. The two
+// paths (ChooseLinearAlgo) differ only in speed:
+// - kGemv streams the weights in their stored format, converting each chunk
+//   in registers for every group of up to 4 rows of x (few rows: decode);
+// - kGemm converts panels of weight rows to f32 once and applies each panel
+//   to all rows of x in register tiles (many rows: prefill).
+// Threads split the output columns (weight rows); each output element is
+// computed whole by one thread. Without AVX2/FMA both run one portable
+// scalar dot product per element (sequential in k), invariant as well.
 #include "kernels/cpu/linear.h"
 
-#include <cblas.h>
-
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "core/check.h"
 #include "formats/gguf_quant.h"
+#include "kernels/cpu/linear_avx2.h"
 #include "kernels/cpu/simd_avx2.h"
 #include "kernels/ref/weight_element.h"
 
 namespace lserve {
 namespace {
 
-// Weight rows per dequantized tile: large enough that sgemm's packing of x
-// is amortised, small enough to stay in L2/L3 (256 x 1536 f32 = 1.5 MiB).
-constexpr int64_t kGemmTileRows = 256;
-// GEMV: output rows per chunk handed to a thread, at least.
-constexpr int64_t kGemvMinRowsPerChunk = 16;
+// GEMV: output columns per chunk handed to a thread, at least.
+constexpr int64_t kGemvMinColumnsPerChunk = 16;
+// Reordering x: elements per chunk handed to a thread, at least.
+constexpr int64_t kLaneOrderMinElemsPerChunk = 1 << 16;
 
-// Our pool provides the threads; OpenBLAS runs in the calling thread.
-void UseSingleThreadedBlas() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
-}
-
-void GemvRowsScalar(const LinearParams& p, size_t row_bytes, int64_t j0, int64_t j1) {
+// Portable path: each weight row dequantized once, then one sequential dot
+// product per row of x.
+void LinearColumnsScalar(const LinearParams& p, size_t row_bytes, int64_t j0, int64_t j1) {
   std::vector<float> w_row(p.k);
   const auto* w = static_cast<const uint8_t*>(p.w);
   for (int64_t j = j0; j < j1; ++j) {
@@ -50,39 +46,6 @@ void GemvRowsScalar(const LinearParams& p, size_t row_bytes, int64_t j0, int64_t
   }
 }
 
-void DequantizeRows(const LinearParams& p, size_t row_bytes, int64_t j0, int64_t j1, float* dst) {
-  const auto* w = static_cast<const uint8_t*>(p.w);
-  if (cpu_detail::CpuHasAvx2Fma()) {
-    cpu_detail::DequantizeRowsAvx2(p.w_dtype, w, row_bytes, p.k, j0, j1, dst);
-    return;
-  }
-  for (int64_t j = j0; j < j1; ++j) {
-    const Status st = DequantizeRow(p.w_dtype, w + static_cast<size_t>(j) * row_bytes, p.k, dst + (j - j0) * p.k);
-    LSERVE_CHECK(st.ok());
-  }
-}
-
-// y[:, j0:j1] = x w[j0:j1]^T through sgemm.
-void GemmRows(const LinearParams& p, size_t row_bytes, int64_t j0, int64_t j1) {
-  const int kk = static_cast<int>(p.k);
-  if (p.w_dtype == DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.m), static_cast<int>(j1 - j0), kk, 1.0f,
-                p.x, kk, static_cast<const float*>(p.w) + j0 * p.k, kk, 0.0f, p.y + j0, static_cast<int>(p.n));
-    return;
-  }
-  // Near-equal tiles of at most kGemmTileRows rows.
-  const int64_t n_tiles = (j1 - j0 + kGemmTileRows - 1) / kGemmTileRows;
-  const int64_t tile_rows = (j1 - j0 + n_tiles - 1) / n_tiles;
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(tile_rows * p.k));
-  for (int64_t t0 = j0; t0 < j1; t0 += tile_rows) {
-    const int64_t t1 = std::min(j1, t0 + tile_rows);
-    DequantizeRows(p, row_bytes, t0, t1, tile.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.m), static_cast<int>(t1 - t0), kk, 1.0f,
-                p.x, kk, tile.data(), kk, 0.0f, p.y + t0, static_cast<int>(p.n));
-  }
-}
-
 void AddBias(const LinearParams& p, int64_t j0, int64_t j1) {
   if (p.bias == nullptr) return;
   for (int64_t i = 0; i < p.m; ++i) {
@@ -91,25 +54,37 @@ void AddBias(const LinearParams& p, int64_t j0, int64_t j1) {
   }
 }
 
-}  // namespace
+// Output columns per task of the GEMM: whole panels, as many tasks as
+// threads or a multiple (so the threads get equal shares), each at most a
+// panel of LinearPanelColumns(k). A pure performance choice: the bits of an
+// output element do not depend on the columns computed beside it.
+int64_t GemmTaskColumns(int64_t n, int64_t k, int threads) {
+  const int64_t max_cols = cpu_detail::LinearPanelColumns(k);
+  int64_t tasks = (n + max_cols - 1) / max_cols;
+  tasks = (tasks + threads - 1) / threads * threads;
+  const int64_t cols = (n + tasks - 1) / tasks;
+  return std::min(max_cols, (cols + 2) / 3 * 3);
+}
 
-// The smallest m for which dequantize + sgemm beats the GEMV. Measured with
-// bench/kernels on the demo model's shapes (n, k in {192, 576, 1536}), one
-// and two threads, on the AMD Zen 3 development machine and an Intel Xeon
-// (OpenBLAS Haswell kernels): the 4-bit types' GEMV pays the most per
-// element to convert, so sgemm wins first for them; plain f16/bf16 rows of
-// short k convert cheaply and keep the GEMV longer.
+// The smallest m for which the panel GEMM beats the GEMV, measured with
+// bench/kernels on the demo model's shapes (n, k in {192, 576, 1536}, and
+// n = 49152): the GEMV converts the weights once per 4 rows of x, the GEMM
+// once per call plus a pass over an f32 panel in L2, so the types that are
+// costly to convert switch first; f16 converts in one instruction and keeps
+// the GEMV longest. (Q8_0's GEMV stays within ~15% of the GEMM up to m = 11.)
 int64_t GemmMinRows(int64_t k, DType w_dtype) {
   switch (w_dtype) {
     case DType::kQ4_0:
     case DType::kQ4_1:
     case DType::kQ4_K:
-    case DType::kQ6_K: return 8;
-    case DType::kQ8_0: return 12;
-    case DType::kF32: return 16;
-    default: return k >= 1024 ? 16 : 24;  // F16, BF16
+    case DType::kQ6_K: return 6;
+    case DType::kF32: return 4;
+    case DType::kF16: return k >= 1024 ? 16 : 12;
+    default: return 12;  // Q8_0, BF16
   }
 }
+
+}  // namespace
 
 LinearAlgo ChooseLinearAlgo(int64_t m, int64_t n, int64_t k, DType w_dtype) {
   return m >= GemmMinRows(k, w_dtype) ? LinearAlgo::kGemm : LinearAlgo::kGemv;
@@ -126,26 +101,42 @@ void LinearCpuWithAlgo(const LinearParams& p, LinearAlgo algo, ThreadPool& pool)
   const auto row_bytes_opt = DTypeBytesFor(p.w_dtype, static_cast<uint64_t>(p.k));
   LSERVE_CHECK(row_bytes_opt.has_value());
   const size_t row_bytes = static_cast<size_t>(*row_bytes_opt);
+  const auto* w = static_cast<const uint8_t*>(p.w);
 
-  if (algo == LinearAlgo::kGemm) {
-    UseSingleThreadedBlas();
-    // One slice of output rows per thread, at least 16 rows.
-    const int64_t max_chunks = std::max<int64_t>(1, p.n / 16);
+  if (!cpu_detail::CpuHasAvx2Fma()) {
+    const int64_t max_chunks = std::max<int64_t>(1, p.n / kGemvMinColumnsPerChunk);
     pool.ParallelFor(p.n, max_chunks, [&](int64_t j0, int64_t j1) {
-      GemmRows(p, row_bytes, j0, j1);
+      LinearColumnsScalar(p, row_bytes, j0, j1);
       AddBias(p, j0, j1);
     });
     return;
   }
 
-  const bool simd = cpu_detail::CpuHasAvx2Fma();
-  const int64_t max_chunks = std::max<int64_t>(1, p.n / kGemvMinRowsPerChunk);
+  // x in the dot product's order, once per call for all threads.
+  const float* x = p.x;
+  if (cpu_detail::LinearLaneOrder(p.w_dtype)) {
+    float* lanes = cpu_detail::LinearScratchX(p.m * p.k);
+    const int64_t max_chunks = std::max<int64_t>(1, p.m * p.k / kLaneOrderMinElemsPerChunk);
+    pool.ParallelFor(p.m, max_chunks, [&](int64_t i0, int64_t i1) {
+      cpu_detail::LaneOrderAvx2(p.x + i0 * p.k, i1 - i0, p.k, lanes + i0 * p.k);
+    });
+    x = lanes;
+  }
+
+  if (algo == LinearAlgo::kGemm) {
+    const int64_t cols = GemmTaskColumns(p.n, p.k, pool.size());
+    const int64_t tasks = (p.n + cols - 1) / cols;
+    pool.ParallelFor(tasks, tasks, [&](int64_t t0, int64_t t1) {
+      const int64_t j0 = t0 * cols, j1 = std::min(p.n, t1 * cols);
+      cpu_detail::GemmColumnsAvx2(p.w_dtype, w, row_bytes, p.k, x, p.m, j0, j1, p.y, p.n);
+      AddBias(p, j0, j1);
+    });
+    return;
+  }
+
+  const int64_t max_chunks = std::max<int64_t>(1, p.n / kGemvMinColumnsPerChunk);
   pool.ParallelFor(p.n, max_chunks, [&](int64_t j0, int64_t j1) {
-    if (simd) {
-      cpu_detail::GemvRowsAvx2(p.w_dtype, static_cast<const uint8_t*>(p.w), row_bytes, p.k, p.x, p.m, j0, j1, p.y, p.n);
-    } else {
-      GemvRowsScalar(p, row_bytes, j0, j1);
-    }
+    cpu_detail::GemvColumnsAvx2(p.w_dtype, w, row_bytes, p.k, x, p.m, j0, j1, p.y, p.n);
     AddBias(p, j0, j1);
   });
 }

@@ -61,12 +61,6 @@ bool CpuHasAvx2Fma();
 // running kernels.
 void SetSimdEnabledForTesting(bool enabled);
 
-// Linear, weight rows [j0, j1): y[i * ldy + j] = dot(x[i, :], w[j, :]) for
-// i < m (no bias). w rows are row_bytes apart, k elements each, of a dtype
-// LinearSupports accepts. x is [m, k] with row stride k.
-void GemvRowsAvx2(DType w_dtype, const uint8_t* w, size_t row_bytes, int64_t k, const float* x, int64_t m,
-                  int64_t j0, int64_t j1, float* y, int64_t ldy);
-
 // Dequantizes weight rows [j0, j1) into dst [(j1 - j0), k] f32, bit-exact with
 // DequantizeRow (formats/gguf_quant.h).
 void DequantizeRowsAvx2(DType w_dtype, const uint8_t* w, size_t row_bytes, int64_t k, int64_t j0, int64_t j1,
