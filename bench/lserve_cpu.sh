@@ -8,6 +8,8 @@
 # llama-bench measures speed only and takes no scaling flag.
 #   bash bench/lserve_cpu.sh [THREADS] [LENGTHS] [DECODE_TOKENS]
 #   e.g. bash bench/lserve_cpu.sh 2 "4096 8192 32768" 32
+# Environment: LLAMACPP=0 skips llama.cpp; EXTRA="--prefill-local 4096" adds a
+# third lserve run per length with those flags (LServe's LongBench setting).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 THREADS="${1:-$(nproc)}"
@@ -45,7 +47,12 @@ for N in $LENGTHS; do
           --threads "$THREADS" --json "${ROPE[@]}")
   "$LSERVE" "${COMMON[@]}" --attention dense | summary "$N" dense
   "$LSERVE" "${COMMON[@]}" --attention lserve --attn-pattern "$PATTERN" | summary "$N" lserve
+  if [ -n "${EXTRA:-}" ]; then
+    # shellcheck disable=SC2086
+    "$LSERVE" "${COMMON[@]}" --attention lserve --attn-pattern "$PATTERN" $EXTRA | summary "$N" "lserve+"
+  fi
 done
+[ "${LLAMACPP:-1}" = 0 ] && exit 0
 
 BENCH="$(bash "$ROOT/bench/peers/build_llamacpp.sh")"
 echo "# llama.cpp ($BENCH): pp = prefill of N tokens, tg = decode at depth N"

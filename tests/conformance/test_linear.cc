@@ -1,5 +1,5 @@
 // Linear: every weight dtype x awkward sizes, both CPU regimes (GEMV for few
-// rows, dequantize + sgemm for many), with and without bias.
+// rows, panel GEMM for many), with and without bias.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -136,7 +136,7 @@ TEST(ConformanceLinear, AlgorithmChoice) {
   EXPECT_EQ(ChooseLinearAlgo(8, 49152, 576, DType::kQ8_0), LinearAlgo::kGemv);
   EXPECT_EQ(ChooseLinearAlgo(512, 576, 576, DType::kQ4_1), LinearAlgo::kGemm);
   EXPECT_EQ(ChooseLinearAlgo(512, 576, 576, DType::kF32), LinearAlgo::kGemm);
-  // Monotone in m: once sgemm wins it keeps winning.
+  // Monotone in m: once the GEMM wins it keeps winning.
   for (DType t : {DType::kF32, DType::kBF16, DType::kQ4_1, DType::kQ8_0, DType::kQ6_K}) {
     bool gemm = false;
     for (int64_t m = 1; m <= 1024; ++m) {
