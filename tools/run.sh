@@ -6,6 +6,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${LSERVE_BUILD_DIR:-$ROOT/build}"
 bash "$ROOT/tools/setup.sh" >&2
 if (($# == 0)); then
-  set -- chat
+  set -- serve
 fi
 exec "$BUILD/lserve" "$@"
