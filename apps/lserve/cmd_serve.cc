@@ -139,6 +139,9 @@ EngineConfig MakeEngineConfig(const ServeFlags& f, const std::string& model_path
   c.attention = a.attention.empty() ? "lserve" : a.attention;
   c.attn_pattern = a.attn_pattern;
   c.streaming_ratio = a.streaming_ratio;
+  // LServe on by default: without a pattern or a ratio, half the KV heads
+  // become streaming heads, calibrated at startup on a passkey text.
+  if (c.attention == "lserve" && c.attn_pattern.empty() && !c.streaming_ratio) c.streaming_ratio = 0.5;
   c.logical_page_size = a.logical_page_size;
   c.prefill_sink = a.prefill_sink;
   c.prefill_local = a.prefill_local;
@@ -207,7 +210,8 @@ Command AddServe(CLI::App& app) {
   AddEngineOptions(*cmd, &f->engine);
   cmd->get_option("--attention")
       ->description("dense, or lserve (streaming heads, block-sparse prefill, page selection in decode); "
-                    "default: lserve");
+                    "default: lserve, with --streaming-ratio 0.5 calibrated at startup when no pattern or "
+                    "ratio is given");
   const auto positive = CLI::Range(int64_t{1}, int64_t{1} << 40);
   cmd->add_option("--host", f->host, "address to listen on");
   cmd->add_option("--port", f->port, "port to listen on (0: any free port, printed at startup)")
