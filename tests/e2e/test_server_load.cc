@@ -84,7 +84,7 @@ TEST(ServerLoad, ConcurrentStreamsWithCancellationsKeepSoloOutputs) {
       << server.Stderr();
   const int port = server.port();
   std::mt19937 rng(std::random_device{}());
-  constexpr int kJobs = 48;
+  constexpr int kJobs = 64;
   std::vector<Job> jobs(kJobs);
   for (int i = 0; i < kJobs; ++i) {
     Job& job = jobs[i];
