@@ -54,6 +54,53 @@ Status AppendKv(const LayerContext& ctx, const KvPoolStorage& pool, const int32_
                                              .positions = ctx.arrays.positions});
 }
 
+float AttentionScale(const ModelDims& d) { return 1.0f / std::sqrt(static_cast<float>(d.head_dim)); }
+
+// The sparse-attention call of layer `layer` over the step's rows with the
+// retrieval pool `r` and no streaming pool, selection or counters; callers
+// add what they use.
+SparseAttentionParams RetrievalSparseParams(const LayerContext& ctx, int64_t layer, const KvPoolStorage& r) {
+  const ModelDims& d = ctx.dims;
+  const StepArrays& a = ctx.arrays;
+  const KvLayerHeads& heads = ctx.kv.heads(layer);
+  return SparseAttentionParams{.q = ctx.scratch.q.as<const float>(),
+                               .out = ctx.scratch.attn.as<float>(),
+                               .lse = nullptr,
+                               .n_q_heads = d.q_heads,
+                               .n_kv_heads = d.kv_heads,
+                               .head_dim = d.head_dim,
+                               .scale = AttentionScale(d),
+                               .n_seqs = ctx.in.batch.num_seqs,
+                               .q_start = a.q_start,
+                               .q_pos0 = a.q_pos0,
+                               .kv_len = a.kv_len,
+                               .page_size = ctx.kv.config().page_size,
+                               .head_mode = heads.head_mode.as<const int8_t>(),
+                               .pool_slot = heads.pool_slot.as<const int32_t>(),
+                               .page_table_r = a.page_table,
+                               .page_table_start_r = a.page_table_start,
+                               .k_cache_r = r.k.as<const float>(),
+                               .v_cache_r = r.v.as<const float>(),
+                               .n_retrieval_heads = r.n_heads,
+                               .selected_pages = nullptr,
+                               .n_selected = nullptr,
+                               .max_selected = 0,
+                               .page_table_s = nullptr,
+                               .page_table_start_s = nullptr,
+                               .k_cache_s = nullptr,
+                               .v_cache_s = nullptr,
+                               .n_streaming_heads = 0,
+                               .stream_sink_pages = 0,
+                               .stream_ring_pages = 0,
+                               .sink = 0,
+                               .local = 0,
+                               .seq_sink = nullptr,
+                               .seq_local = nullptr,
+                               .seq_ring_pages = nullptr,
+                               .counters = nullptr,
+                               .seq_counters = nullptr};
+}
+
 Status AttendDense(const LayerContext& ctx, const KvPoolStorage& pool) {
   const ModelDims& d = ctx.dims;
   const StepArrays& a = ctx.arrays;
@@ -63,7 +110,7 @@ Status AttendDense(const LayerContext& ctx, const KvPoolStorage& pool) {
                                                          .n_q_heads = d.q_heads,
                                                          .n_kv_heads = d.kv_heads,
                                                          .head_dim = d.head_dim,
-                                                         .scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim)),
+                                                         .scale = AttentionScale(d),
                                                          .n_seqs = ctx.in.batch.num_seqs,
                                                          .q_start = a.q_start,
                                                          .q_pos0 = a.q_pos0,
@@ -126,51 +173,29 @@ Status PrepareSelections(const LayerContext& ctx, int64_t layer, const KvPoolSto
 }
 
 Status AttendSparse(const LayerContext& ctx, int64_t layer) {
-  const ModelDims& d = ctx.dims;
   const StepArrays& a = ctx.arrays;
   const KvCacheConfig& c = ctx.kv.config();
   const KvPoolStorage& r = ctx.kv.at(layer, KvPool::kRetrieval);
   const KvPoolStorage& st = ctx.kv.at(layer, KvPool::kStreaming);
-  const KvLayerHeads& heads = ctx.kv.heads(layer);
   LSERVE_RETURN_IF_ERROR(PrepareSelections(ctx, layer, r));
   const bool select = ctx.selections != nullptr && !ctx.selections->empty() && r.n_heads > 0;
-  return ctx.backend.SparseAttention(SparseAttentionParams{
-      .q = ctx.scratch.q.as<const float>(),
-      .out = ctx.scratch.attn.as<float>(),
-      .lse = nullptr,
-      .n_q_heads = d.q_heads,
-      .n_kv_heads = d.kv_heads,
-      .head_dim = d.head_dim,
-      .scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim)),
-      .n_seqs = ctx.in.batch.num_seqs,
-      .q_start = a.q_start,
-      .q_pos0 = a.q_pos0,
-      .kv_len = a.kv_len,
-      .page_size = c.page_size,
-      .head_mode = heads.head_mode.as<const int8_t>(),
-      .pool_slot = heads.pool_slot.as<const int32_t>(),
-      .page_table_r = a.page_table,
-      .page_table_start_r = a.page_table_start,
-      .k_cache_r = r.k.as<const float>(),
-      .v_cache_r = r.v.as<const float>(),
-      .n_retrieval_heads = r.n_heads,
-      .selected_pages = select ? ctx.scratch.selected.as<const int32_t>() : nullptr,
-      .n_selected = select ? ctx.scratch.n_selected.as<const int64_t>() : nullptr,
-      .max_selected = ctx.max_pages,
-      .page_table_s = a.stream_page_table,
-      .page_table_start_s = a.stream_page_table_start,
-      .k_cache_s = st.k.as<const float>(),
-      .v_cache_s = st.v.as<const float>(),
-      .n_streaming_heads = st.n_heads,
-      .stream_sink_pages = c.sink_pages(),
-      .stream_ring_pages = 0,
-      .sink = 0,
-      .local = 0,
-      .seq_sink = a.seq_sink,
-      .seq_local = a.seq_local,
-      .seq_ring_pages = a.ring_pages,
-      .counters = nullptr,
-      .seq_counters = ctx.scratch.seq_counters.as<SparseAttentionCounters>()});
+  SparseAttentionParams p = RetrievalSparseParams(ctx, layer, r);
+  if (select) {
+    p.selected_pages = ctx.scratch.selected.as<const int32_t>();
+    p.n_selected = ctx.scratch.n_selected.as<const int64_t>();
+  }
+  p.max_selected = ctx.max_pages;
+  p.page_table_s = a.stream_page_table;
+  p.page_table_start_s = a.stream_page_table_start;
+  p.k_cache_s = st.k.as<const float>();
+  p.v_cache_s = st.v.as<const float>();
+  p.n_streaming_heads = st.n_heads;
+  p.stream_sink_pages = c.sink_pages();
+  p.seq_sink = a.seq_sink;
+  p.seq_local = a.seq_local;
+  p.seq_ring_pages = a.ring_pages;
+  p.seq_counters = ctx.scratch.seq_counters.as<SparseAttentionCounters>();
+  return ctx.backend.SparseAttention(p);
 }
 
 // AttentionProbe: the log-sum-exp of every row over its causal keys and over
@@ -197,43 +222,19 @@ Status ProbeAttention(const LayerContext& ctx, int64_t layer, const KvPoolStorag
   LSERVE_RETURN_IF_ERROR(be.CopyToDevice(ring, 0, table_pages.data(), table_pages.size() * sizeof(int64_t)));
   LSERVE_ASSIGN_OR_RETURN(DeviceBuffer modes, be.Allocate(all_streaming.size()));
   LSERVE_RETURN_IF_ERROR(be.CopyToDevice(modes, 0, all_streaming.data(), all_streaming.size()));
-  const KvLayerHeads& heads = ctx.kv.heads(layer);
-  SparseAttentionParams p{.q = ctx.scratch.q.as<const float>(),
-                          .out = out.as<float>(),
-                          .lse = lse_full.as<float>(),
-                          .n_q_heads = d.q_heads,
-                          .n_kv_heads = d.kv_heads,
-                          .head_dim = d.head_dim,
-                          .scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim)),
-                          .n_seqs = b.num_seqs,
-                          .q_start = a.q_start,
-                          .q_pos0 = a.q_pos0,
-                          .kv_len = a.kv_len,
-                          .page_size = b.page_size,
-                          .head_mode = heads.head_mode.as<const int8_t>(),
-                          .pool_slot = heads.pool_slot.as<const int32_t>(),
-                          .page_table_r = a.page_table,
-                          .page_table_start_r = a.page_table_start,
-                          .k_cache_r = pool.k.as<const float>(),
-                          .v_cache_r = pool.v.as<const float>(),
-                          .n_retrieval_heads = pool.n_heads,
-                          .selected_pages = nullptr,
-                          .n_selected = nullptr,
-                          .max_selected = 0,
-                          .page_table_s = a.page_table,
-                          .page_table_start_s = a.page_table_start,
-                          .k_cache_s = pool.k.as<const float>(),
-                          .v_cache_s = pool.v.as<const float>(),
-                          .n_streaming_heads = pool.n_heads,
-                          .stream_sink_pages = 0,
-                          .stream_ring_pages = 0,
-                          .sink = probe.sink,
-                          .local = probe.local,
-                          .seq_sink = nullptr,
-                          .seq_local = nullptr,
-                          .seq_ring_pages = ring.as<const int64_t>(),
-                          .counters = nullptr,
-                          .seq_counters = nullptr};
+  // Full causal attention of every head over the retrieval pool, then the
+  // same keys seen as streaming heads through the Λ window.
+  SparseAttentionParams p = RetrievalSparseParams(ctx, layer, pool);
+  p.out = out.as<float>();
+  p.lse = lse_full.as<float>();
+  p.page_table_s = a.page_table;
+  p.page_table_start_s = a.page_table_start;
+  p.k_cache_s = pool.k.as<const float>();
+  p.v_cache_s = pool.v.as<const float>();
+  p.n_streaming_heads = pool.n_heads;
+  p.sink = probe.sink;
+  p.local = probe.local;
+  p.seq_ring_pages = ring.as<const int64_t>();
   LSERVE_RETURN_IF_ERROR(be.SparseAttention(p));
   p.head_mode = modes.as<const int8_t>();
   p.lse = lse_window.as<float>();
