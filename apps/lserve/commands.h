@@ -27,6 +27,7 @@ Command AddGenerate(CLI::App& app);
 Command AddChat(CLI::App& app);
 Command AddLogits(CLI::App& app);
 Command AddCalibrate(CLI::App& app);
+Command AddEval(CLI::App& app);
 Command AddServe(CLI::App& app);
 
 // Prints "lserve: error: <message>" to stderr and returns the exit code for

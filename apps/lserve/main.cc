@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       lserve::app::AddChat(app),
       lserve::app::AddLogits(app),
       lserve::app::AddCalibrate(app),
+      lserve::app::AddEval(app),
       lserve::app::AddServe(app),
   };
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kvcache/kv_cache.h"
+#include "runtime/eval_tasks.h"
 #include "sampling/pcg32.h"
 
 namespace lserve {
@@ -48,20 +49,9 @@ Result<AttentionPattern> CalibrateAttentionPattern(LlamaModel& model, std::span<
 std::string SyntheticPasskeyText(int64_t words, uint64_t seed) {
   Pcg32 rng(seed, 0x5eed);
   const uint32_t key = 10000 + rng.Next() % 90000;
-  const std::string needle = "The pass key is " + std::to_string(key) + ". Remember it. " + std::to_string(key) +
-                             " is the pass key. ";
-  static const char* const kFiller[] = {"The grass is green. ", "The sky is blue. ", "The sun is yellow. ",
-                                        "Here we go. ", "There and back again. "};
-  std::string text = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
-                     "I will quiz you about the important information there. ";
   const int64_t sentences = std::max<int64_t>(1, words / 4);
   const int64_t depth = static_cast<int64_t>(rng.Next() % static_cast<uint64_t>(sentences));
-  for (int64_t i = 0; i < sentences; ++i) {
-    if (i == depth) text += needle;
-    text += kFiller[i % 5];
-  }
-  text += "What is the pass key? The pass key is";
-  return text;
+  return PasskeyText(sentences, depth, key);
 }
 
 Result<HeadRoles> CalibrateRolesOnPasskey(const ModelSource& source, const Tokenizer& tokenizer, Backend& backend,

@@ -60,8 +60,8 @@ Status Generator::CheckPrompt(std::span<const int32_t> ids, int64_t extra_tokens
   return Status::Ok();
 }
 
-Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits,
-                          SparsityStats* sparsity) {
+Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all,
+                          const std::function<Status(std::span<const float>)>& on_logits, SparsityStats* sparsity) {
   ForwardOutput out;
   for (size_t begin = 0; begin < ids.size(); begin += static_cast<size_t>(options_.prefill_chunk)) {
     const size_t end = std::min(ids.size(), begin + static_cast<size_t>(options_.prefill_chunk));
@@ -75,8 +75,8 @@ Status Generator::Prefill(int64_t seq, std::span<const int32_t> ids, bool all, s
     step.logits = all ? LogitsWanted::kAll : (end == ids.size() ? LogitsWanted::kLast : LogitsWanted::kNone);
     plan.steps.push_back(std::move(step));
     LSERVE_RETURN_IF_ERROR(model_->Forward(plan, kv_, &out));
-    logits->insert(logits->end(), out.logits.begin(), out.logits.end());
     *sparsity += out.sparsity;
+    if (!out.logits.empty()) LSERVE_RETURN_IF_ERROR(on_logits(out.logits));
   }
   return Status::Ok();
 }
@@ -100,24 +100,46 @@ Status Generator::DecodeStep(int64_t seq, int64_t pos, int32_t token, std::vecto
   return Status::Ok();
 }
 
-Result<std::vector<float>> Generator::PromptLogits(std::span<const int32_t> ids, int64_t decode_from,
-                                                   SparsityStats* sparsity) {
+Status Generator::ForEachPromptLogits(std::span<const int32_t> ids, int64_t decode_from, const LogitsRowFn& on_row,
+                                     SparsityStats* sparsity) {
   LSERVE_RETURN_IF_ERROR(CheckPrompt(ids, 0));
   if (decode_from < 1) return InvalidArgument("decode-from must be at least 1 (one prompt token is prefilled)");
   const size_t n_prefill = static_cast<size_t>(std::min<int64_t>(decode_from, static_cast<int64_t>(ids.size())));
   const int64_t seq = next_seq_id_++;
   LSERVE_RETURN_IF_ERROR(kv_.AddSequence(seq));
   SequenceGuard guard(kv_, seq);
+  const auto vocab = static_cast<size_t>(model_->config().vocab_size);
   SparsityStats stats;
-  std::vector<float> logits;
-  logits.reserve(ids.size() * static_cast<size_t>(model_->config().vocab_size));
-  LSERVE_RETURN_IF_ERROR(Prefill(seq, ids.first(n_prefill), /*all=*/true, &logits, &stats));
+  int64_t next_row = 0;
+  LSERVE_RETURN_IF_ERROR(Prefill(
+      seq, ids.first(n_prefill), /*all=*/true,
+      [&](std::span<const float> rows) -> Status {
+        for (size_t r = 0; r + vocab <= rows.size(); r += vocab) {
+          LSERVE_RETURN_IF_ERROR(on_row(next_row++, rows.subspan(r, vocab)));
+        }
+        return Status::Ok();
+      },
+      &stats));
   std::vector<float> row;
   for (size_t i = n_prefill; i < ids.size(); ++i) {
     LSERVE_RETURN_IF_ERROR(DecodeStep(seq, static_cast<int64_t>(i), ids[i], &row, &stats));
-    logits.insert(logits.end(), row.begin(), row.end());
+    LSERVE_RETURN_IF_ERROR(on_row(next_row++, row));
   }
   if (sparsity != nullptr) *sparsity = stats;
+  return Status::Ok();
+}
+
+Result<std::vector<float>> Generator::PromptLogits(std::span<const int32_t> ids, int64_t decode_from,
+                                                   SparsityStats* sparsity) {
+  std::vector<float> logits;
+  if (CheckPrompt(ids, 0).ok()) logits.reserve(ids.size() * static_cast<size_t>(model_->config().vocab_size));
+  LSERVE_RETURN_IF_ERROR(ForEachPromptLogits(
+      ids, decode_from,
+      [&logits](int64_t, std::span<const float> row) {
+        logits.insert(logits.end(), row.begin(), row.end());
+        return Status::Ok();
+      },
+      sparsity));
   return logits;
 }
 
@@ -138,7 +160,13 @@ Result<GenerationResult> Generator::Generate(std::span<const int32_t> prompt, co
   result.timings.prompt_tokens = static_cast<int64_t>(prompt.size());
   auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;
-  LSERVE_RETURN_IF_ERROR(Prefill(seq, prompt, /*all=*/false, &logits, &result.sparsity));
+  LSERVE_RETURN_IF_ERROR(Prefill(
+      seq, prompt, /*all=*/false,
+      [&logits](std::span<const float> last) {
+        logits.assign(last.begin(), last.end());
+        return Status::Ok();
+      },
+      &result.sparsity));
   result.timings.prefill_ms = MsSince(t0);
   t0 = std::chrono::steady_clock::now();
 

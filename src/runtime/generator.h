@@ -69,14 +69,21 @@ class Generator {
   // decode attention path). `sparsity` (nullable) receives the pages read.
   Result<std::vector<float>> PromptLogits(std::span<const int32_t> ids, int64_t decode_from = INT64_MAX,
                                           SparsityStats* sparsity = nullptr);
+  // As PromptLogits, handing each position's logits row (vocab f32, valid
+  // during the call) to `on_row` in order instead of keeping them all; an
+  // error from `on_row` stops the pass and is returned.
+  using LogitsRowFn = std::function<Status(int64_t row, std::span<const float> logits)>;
+  Status ForEachPromptLogits(std::span<const int32_t> ids, int64_t decode_from, const LogitsRowFn& on_row,
+                             SparsityStats* sparsity = nullptr);
 
  private:
   Generator(LlamaModel& model, const Tokenizer& tokenizer, const GeneratorOptions& options, KvCacheManager kv);
   Status CheckPrompt(std::span<const int32_t> ids, int64_t extra_tokens) const;
   // Prefills ids into sequence `seq`; the logits of the last position (or of
-  // every position when `all` is set) are appended to `logits`.
-  Status Prefill(int64_t seq, std::span<const int32_t> ids, bool all, std::vector<float>* logits,
-                 SparsityStats* sparsity);
+  // every position when `all` is set) go to `on_logits`, one call per forward
+  // pass that produced any.
+  Status Prefill(int64_t seq, std::span<const int32_t> ids, bool all,
+                 const std::function<Status(std::span<const float>)>& on_logits, SparsityStats* sparsity);
   // One decode step of `token` at position `pos`; its logits replace *logits.
   Status DecodeStep(int64_t seq, int64_t pos, int32_t token, std::vector<float>* logits, SparsityStats* sparsity);
 
