@@ -46,6 +46,7 @@ struct ServeFlags {
   double shutdown_timeout_s = 30;
   int64_t max_body_bytes = int64_t{8} << 20;
   bool allow_unknown_fields = false;
+  bool trust_request_chat_template = false;
   int64_t load_delay_ms = 0;
 };
 
@@ -169,6 +170,7 @@ int RunServe(const ServeFlags& f) {
   options.api_key = f.api_key;
   options.max_body_bytes = static_cast<size_t>(f.max_body_bytes);
   options.allow_unknown_fields = f.allow_unknown_fields;
+  options.trust_request_chat_template = f.trust_request_chat_template;
   // A streaming request holds a connection thread for its whole life: room
   // for every admitted request, plus some for /health, /metrics and the
   // answers that turn requests away.
@@ -234,6 +236,8 @@ Command AddServe(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 32));
   cmd->add_flag("--allow-unknown-fields", f->allow_unknown_fields,
                 "ignore request fields outside the OpenAI / vLLM set instead of answering 400");
+  cmd->add_flag("--trust-request-chat-template", f->trust_request_chat_template,
+                "accept a chat_template in chat requests (rendered in the sandboxed template engine)");
   // For tests of the loading phase: wait before loading the model.
   cmd->add_option("--load-delay-ms", f->load_delay_ms)->group("")->check(CLI::Range(int64_t{0}, int64_t{600000}));
   return {cmd, [f] { return RunServe(*f); }};

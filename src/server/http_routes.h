@@ -21,6 +21,7 @@
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_protocol.h"
+#include "tokenizer/model_text.h"
 
 namespace lserve::http {
 
@@ -72,6 +73,17 @@ void SetErrorAndClose(httplib::Response& response, const ApiError& error, int re
 // A 404 model_not_found unless `model` is empty or the served model's id.
 // A request never names a path: the model is never opened from it.
 std::optional<ApiError> CheckModel(const std::string& model, const ModelInfo& info);
+
+// A chat request's messages rendered and encoded (tokenizer/model_text.h
+// RenderChat): with the request's own template when it brought one (in
+// chat_template or chat_template_kwargs.chat_template; the parser admits one
+// only when the server trusts request templates), else the model's; the
+// other chat_template_kwargs are template variables. A 400 naming the field
+// at fault otherwise.
+ParseResult<RenderedChat> RenderRequestChat(const Engine& engine, const nlohmann::ordered_json& messages,
+                                            bool add_generation_prompt,
+                                            const std::optional<std::string>& chat_template,
+                                            const nlohmann::ordered_json& chat_template_kwargs);
 
 // Route handlers: `body` is the request body, already read within the size
 // cap. They answer with SetJson / SetError or a stream.

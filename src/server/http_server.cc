@@ -351,6 +351,7 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   impl_->context.created = UnixSeconds();
   impl_->context.retry_after_seconds = impl_->options.retry_after_seconds;
   impl_->context.limits.allow_unknown_fields = impl_->options.allow_unknown_fields;
+  impl_->context.limits.trust_request_chat_template = impl_->options.trust_request_chat_template;
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -51,6 +51,9 @@ struct HttpServerOptions {
   int retry_after_seconds = 1;  // Retry-After of 503 answers
   // Accept fields outside the OpenAI / vLLM set instead of a 400.
   bool allow_unknown_fields = false;
+  // Accept a request's own chat_template (rendered in the sandboxed template
+  // engine under the model template's limits) instead of a 400.
+  bool trust_request_chat_template = false;
 };
 
 class HttpServer {

@@ -23,8 +23,8 @@
 //
 // Extensions beyond OpenAI (vLLM's names): top_k, min_p, repetition_penalty,
 // stop_token_ids, ignore_eos, skip_special_tokens; chat also
-// add_generation_prompt, and chat_template / chat_template_kwargs when the
-// server trusts request templates. Known OpenAI fields this server does not
+// add_generation_prompt, chat_template_kwargs (extra template variables; not
+// the messages) and chat_template when the server trusts request templates. Known OpenAI fields this server does not
 // implement are a 400 naming them when set to anything but their no-op value:
 // completions echo (true), suffix, best_of (other than n); chat
 // response_format (other than {"type":"text"}), tools, tool_choice (other
@@ -56,7 +56,7 @@ struct ProtocolLimits {
   int64_t max_n = 16;                // choices per prompt
   size_t max_prompts = 64;           // prompts in one batched completions request
   int max_json_depth = 64;           // nesting of arrays and objects in a body
-  bool trust_request_chat_template = false;  // accept chat_template / chat_template_kwargs
+  bool trust_request_chat_template = false;  // accept a request's own chat_template
   bool allow_unknown_fields = false;         // lenient mode: ignore unknown fields instead of 400
 };
 
@@ -111,7 +111,7 @@ struct ChatCompletionRequest {
   bool skip_special_tokens = true;
   bool add_generation_prompt = true;
   std::optional<std::string> chat_template;    // only with trust_request_chat_template
-  nlohmann::ordered_json chat_template_kwargs;  // an object, or null; only when trusted
+  nlohmann::ordered_json chat_template_kwargs;  // an object without "messages", or null
   std::string user;
 };
 

@@ -355,23 +355,32 @@ FieldError ReadMessages(const Json& v, const ProtocolLimits& limits, std::vector
   return std::nullopt;
 }
 
-// chat_template / chat_template_kwargs: refused unless the server trusts
-// request templates. Returns false for other keys.
+// chat_template (refused unless the server trusts request templates) and
+// chat_template_kwargs (extra template variables, as vLLM takes them: they
+// may set add_generation_prompt, a boolean, but not the messages, nor a
+// template unless trusted). Returns false for other keys.
 bool ReadTemplateField(const std::string& key, const Json& v, const ProtocolLimits& limits,
                        std::optional<std::string>* chat_template, nlohmann::ordered_json* kwargs,
                        FieldError* error) {
   if (key != "chat_template" && key != "chat_template_kwargs") return false;
-  if (!limits.trust_request_chat_template) {
-    *error = InvalidRequest(key, key + " is not accepted: this server does not trust chat templates from "
-                                       "requests (--trust-request-chat-template)");
-    return true;
-  }
+  const std::string untrusted = " is not accepted: this server does not trust chat templates from requests "
+                                "(start it with --trust-request-chat-template)";
   if (key == "chat_template") {
+    if (!limits.trust_request_chat_template) {
+      *error = InvalidRequest(key, key + untrusted);
+      return true;
+    }
     std::string source;
     *error = ReadString(v, key, &source);
     *chat_template = std::move(source);
   } else if (!v.is_object()) {
     *error = TypeError(key, "an object", v);
+  } else if (v.contains("messages")) {
+    *error = InvalidRequest(key, "chat_template_kwargs cannot set messages");
+  } else if (v.contains("chat_template") && !limits.trust_request_chat_template) {
+    *error = InvalidRequest(key, "chat_template_kwargs.chat_template" + untrusted);
+  } else if (auto it = v.find("add_generation_prompt"); it != v.end() && !it->is_boolean()) {
+    *error = TypeError(key + ".add_generation_prompt", "a boolean", *it);
   } else {
     *kwargs = v;  // keys in alphabetical order (see request_json::Json)
   }

@@ -463,21 +463,17 @@ void HandleChatCompletions(const RouteContext& context, const httplib::Request& 
   if (std::optional<ApiError> error = CheckModel(req.model, engine.model_info())) {
     return Reject(context, response, *error);
   }
-  const ChatTemplate* chat_template = engine.chat_template();
-  if (chat_template == nullptr) {
-    return Reject(context, response,
-                  InvalidRequest("messages", "This model has no chat template; use /v1/completions."));
-  }
-  Result<RenderedChat> rendered =
-      RenderChat(*chat_template, engine.tokenizer(), req.messages_json, req.add_generation_prompt);
-  if (!rendered.ok()) return Reject(context, response, ApiErrorFromStatus(rendered.status(), "messages"));
-  if (rendered->ids.empty()) return Reject(context, response, InvalidRequest("messages", "messages render to no tokens"));
-  std::variant<int64_t, ApiError> max_tokens = MaxTokensFor(rendered->ids.size(), req.max_tokens, std::nullopt,
+  ParseResult<RenderedChat> rendered = RenderRequestChat(engine, req.messages_json, req.add_generation_prompt,
+                                                        req.chat_template, req.chat_template_kwargs);
+  if (auto* error = std::get_if<ApiError>(&rendered)) return Reject(context, response, *error);
+  RenderedChat& chat = std::get<RenderedChat>(rendered);
+  if (chat.ids.empty()) return Reject(context, response, InvalidRequest("messages", "messages render to no tokens"));
+  std::variant<int64_t, ApiError> max_tokens = MaxTokensFor(chat.ids.size(), req.max_tokens, std::nullopt,
                                                             engine.model_info().max_model_len, "messages");
   if (auto* error = std::get_if<ApiError>(&max_tokens)) return Reject(context, response, *error);
   GenerationPlan plan;
   plan.prompt_param = "messages";
-  plan.prompts.push_back(PreparedPrompt{std::move(rendered->ids), std::get<int64_t>(max_tokens)});
+  plan.prompts.push_back(PreparedPrompt{std::move(chat.ids), std::get<int64_t>(max_tokens)});
   plan.sampling = std::move(req.sampling);
   plan.n = req.n;
   plan.stream = req.stream;

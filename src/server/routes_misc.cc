@@ -149,6 +149,37 @@ void HandleModel(const RouteContext& context, std::string_view id, httplib::Resp
   SetJson(response, 200, JsonText(list["data"][0]));
 }
 
+ParseResult<RenderedChat> RenderRequestChat(const Engine& engine, const nlohmann::ordered_json& messages,
+                                            bool add_generation_prompt,
+                                            const std::optional<std::string>& chat_template,
+                                            const nlohmann::ordered_json& chat_template_kwargs) {
+  nlohmann::ordered_json variables = chat_template_kwargs;
+  std::optional<std::string> source = chat_template;
+  if (variables.is_object() && variables.contains("chat_template")) {
+    const auto& given = variables["chat_template"];
+    if (!given.is_string()) {
+      return InvalidRequest("chat_template_kwargs", "chat_template_kwargs.chat_template must be a string");
+    }
+    if (!source) source = given.get<std::string>();
+    variables.erase("chat_template");
+  }
+  const ChatTemplate* model_template = engine.chat_template();
+  std::optional<ChatTemplate> own;
+  if (source) {
+    Result<ChatTemplate> compiled =
+        ChatTemplate::Compile(*source, model_template != nullptr ? model_template->limits() : ChatTemplateLimits{});
+    if (!compiled.ok()) return ApiErrorFromStatus(compiled.status(), "chat_template");
+    own = std::move(*compiled);
+  }
+  const ChatTemplate* use = own ? &*own : model_template;
+  if (use == nullptr) {
+    return InvalidRequest("messages", "This model has no chat template; send a prompt instead of messages.");
+  }
+  Result<RenderedChat> rendered = RenderChat(*use, engine.tokenizer(), messages, add_generation_prompt, variables);
+  if (!rendered.ok()) return ApiErrorFromStatus(rendered.status(), "messages");
+  return std::move(*rendered);
+}
+
 void HandleTokenize(const RouteContext& context, const std::string& body, httplib::Response& response) {
   ParseResult<TokenizeRequest> parsed = ParseTokenizeRequest(body, context.limits);
   if (auto* error = std::get_if<ApiError>(&parsed)) return SetError(response, *error);
@@ -160,19 +191,17 @@ void HandleTokenize(const RouteContext& context, const std::string& body, httpli
   const Tokenizer& tokenizer = engine.tokenizer();
   std::vector<int32_t> ids;
   if (request.is_chat) {
-    const ChatTemplate* chat_template = engine.chat_template();
-    if (chat_template == nullptr) {
-      return SetError(response, InvalidRequest("messages", "This model has no chat template."));
-    }
-    Result<RenderedChat> rendered =
-        RenderChat(*chat_template, tokenizer, request.messages_json, request.add_generation_prompt);
-    if (!rendered.ok()) return SetError(response, ApiErrorFromStatus(rendered.status(), "messages"));
+    ParseResult<RenderedChat> rendered =
+        RenderRequestChat(engine, request.messages_json, request.add_generation_prompt, request.chat_template,
+                          request.chat_template_kwargs);
+    if (auto* error = std::get_if<ApiError>(&rendered)) return SetError(response, *error);
+    RenderedChat& chat = std::get<RenderedChat>(rendered);
     if (request.add_special_tokens) {
-      Result<std::vector<int32_t>> encoded = tokenizer.Encode(rendered->text, true);
+      Result<std::vector<int32_t>> encoded = tokenizer.Encode(chat.text, true);
       if (!encoded.ok()) return SetError(response, ApiErrorFromStatus(encoded.status(), "messages"));
       ids = std::move(*encoded);
     } else {
-      ids = std::move(rendered->ids);
+      ids = std::move(chat.ids);
     }
   } else {
     Result<std::vector<int32_t>> encoded = tokenizer.Encode(request.prompt, request.add_special_tokens);

@@ -54,7 +54,8 @@ Status ValidateChatMessages(const nlohmann::ordered_json& messages) {
 }
 
 Result<RenderedChat> RenderChat(const ChatTemplate& chat_template, const Tokenizer& tokenizer,
-                                const nlohmann::ordered_json& messages, bool add_generation_prompt) {
+                                const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                const nlohmann::ordered_json& template_kwargs) {
   LSERVE_RETURN_IF_ERROR(ValidateChatMessages(messages));
   nlohmann::ordered_json context = nlohmann::ordered_json::object();
   const SpecialTokenStrings& s = tokenizer.special_tokens();
@@ -62,6 +63,18 @@ Result<RenderedChat> RenderChat(const ChatTemplate& chat_template, const Tokeniz
   if (s.eos_token) context["eos_token"] = *s.eos_token;
   if (s.unk_token) context["unk_token"] = *s.unk_token;
   if (s.pad_token) context["pad_token"] = *s.pad_token;
+  if (!template_kwargs.is_null()) {
+    if (!template_kwargs.is_object()) return InvalidArgument("chat template kwargs must be an object");
+    for (const auto& [key, value] : template_kwargs.items()) {
+      if (key == "messages") return InvalidArgument("chat template kwargs cannot set messages");
+      if (key == "add_generation_prompt") {
+        if (!value.is_boolean()) return InvalidArgument("chat template kwargs: add_generation_prompt must be a boolean");
+        add_generation_prompt = value.get<bool>();
+      } else {
+        context[key] = value;
+      }
+    }
+  }
   RenderedChat out;
   LSERVE_ASSIGN_OR_RETURN(out.text, chat_template.Render(messages, add_generation_prompt, context));
   LSERVE_ASSIGN_OR_RETURN(out.ids, tokenizer.Encode(out.text, /*add_special_tokens=*/false));

@@ -34,7 +34,11 @@ struct RenderedChat {
 // special-token strings (bos_token, eos_token, unk_token, pad_token) as
 // transformers does, then encodes the text as apply_chat_template(tokenize=True)
 // does (add_special_tokens=False: the template writes BOS itself).
+// `template_kwargs` (an object, or null) adds template variables over those,
+// as apply_chat_template(**kwargs) does: it may set add_generation_prompt (a
+// boolean, overriding the argument) but not the messages.
 Result<RenderedChat> RenderChat(const ChatTemplate& chat_template, const Tokenizer& tokenizer,
-                                const nlohmann::ordered_json& messages, bool add_generation_prompt);
+                                const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                const nlohmann::ordered_json& template_kwargs = nullptr);
 
 }  // namespace lserve

@@ -121,6 +121,39 @@ TEST_F(ServerApi, TokenizeDetokenizeRoundTrip) {
               "tokenize foreign model");
 }
 
+TEST_F(ServerApi, ChatTemplateKwargsAreTemplateVariables) {
+  const Json messages = {{{"role", "user"}, {"content", "hi"}}};
+  const Json with_prompt = Post(port(), "/tokenize", {{"messages", messages}}).json();
+  const Json without = Post(port(), "/tokenize", {{"messages", messages}, {"add_generation_prompt", false}}).json();
+  ASSERT_LT(without["count"].get<int64_t>(), with_prompt["count"].get<int64_t>()) << with_prompt << without;
+  // add_generation_prompt given as a template variable wins, as in vLLM.
+  const Json kwargs =
+      Post(port(), "/tokenize", {{"messages", messages}, {"chat_template_kwargs", {{"add_generation_prompt", false}}}})
+          .json();
+  EXPECT_EQ(kwargs["tokens"], without["tokens"]);
+  // Variables the template does not read change nothing; chat accepts them too.
+  const Json unused =
+      Post(port(), "/tokenize", {{"messages", messages}, {"chat_template_kwargs", {{"enable_thinking", false}}}})
+          .json();
+  EXPECT_EQ(unused["tokens"], with_prompt["tokens"]);
+  const HttpResponse chat = Post(port(), "/v1/chat/completions",
+                                 {{"messages", messages},
+                                  {"max_tokens", 3},
+                                  {"chat_template_kwargs", {{"enable_thinking", false}, {"tools", nullptr}}}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+  // Not the messages, not a template (this server does not trust them), not a
+  // non-boolean add_generation_prompt.
+  ExpectError(Post(port(), "/tokenize", {{"messages", messages}, {"chat_template_kwargs", {{"messages", Json::array()}}}}),
+              400, "chat_template_kwargs", "kwargs messages");
+  ExpectError(Post(port(), "/v1/chat/completions",
+                   {{"messages", messages}, {"chat_template_kwargs", {{"chat_template", "{{ 'x' }}"}}}}),
+              400, "chat_template_kwargs", "kwargs template untrusted");
+  ExpectError(Post(port(), "/v1/chat/completions", {{"messages", messages}, {"chat_template", "{{ 'x' }}"}}), 400,
+              "chat_template", "template untrusted");
+  ExpectError(Post(port(), "/tokenize", {{"messages", messages}, {"chat_template_kwargs", {{"add_generation_prompt", 1}}}}),
+              400, "chat_template_kwargs.add_generation_prompt", "kwargs add_generation_prompt type");
+}
+
 TEST_F(ServerApi, GreedyCompletionEqualsGenerate) {
   for (const std::string prompt : {"The capital of France is", "1 2 3 4 5", "héllo wörld 字"}) {
     SCOPED_TRACE(prompt);

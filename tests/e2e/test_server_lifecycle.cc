@@ -36,6 +36,46 @@ TEST(ServerLifecycle, HealthIs503WhileLoadingThen200) {
   EXPECT_EQ(Post(server.port(), "/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}}).status, 200);
 }
 
+TEST(ServerLifecycle, TrustedRequestChatTemplatesRenderInTheSandbox) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start({"--model", FixtureModel(kModel), "--trust-request-chat-template"})) << server.Stderr();
+  const int port = server.port();
+  const Json messages = {{{"role", "user"}, {"content", "hi there"}}};
+  const Json plain = Post(port, "/tokenize", {{"prompt", "<<hi there>>"}, {"add_special_tokens", false}}).json();
+  const std::string source = "{% for m in messages %}<<{{ m.content }}>>{% endfor %}{{ suffix | default('') }}";
+  const Json own =
+      Post(port, "/tokenize", {{"messages", messages}, {"chat_template", source}, {"add_special_tokens", false}}).json();
+  EXPECT_EQ(own["tokens"], plain["tokens"]) << own;
+  // The template may come in chat_template_kwargs too, and read the other variables.
+  const Json with_suffix =
+      Post(port, "/tokenize",
+           {{"messages", messages}, {"chat_template_kwargs", {{"chat_template", source}, {"suffix", "!"}}},
+            {"add_special_tokens", false}})
+          .json();
+  const Json plain_suffix = Post(port, "/tokenize", {{"prompt", "<<hi there>>!"}, {"add_special_tokens", false}}).json();
+  EXPECT_EQ(with_suffix["tokens"], plain_suffix["tokens"]) << with_suffix;
+  // Generation uses it: a template that renders no text has nothing to prompt with.
+  const HttpResponse empty =
+      Post(port, "/v1/chat/completions", {{"messages", messages}, {"chat_template", "{% if false %}x{% endif %}"}});
+  EXPECT_EQ(empty.status, 400) << empty.body;
+  const HttpResponse chat = Post(port, "/v1/chat/completions",
+                                 {{"messages", messages}, {"chat_template", source}, {"max_tokens", 2}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+  // Broken templates are a 400 naming the field; the sandbox holds.
+  for (const auto& [bad, param] : std::vector<std::pair<std::string, std::string>>{
+           {"{% for %}", "chat_template"},
+           {"{% include 'x' %}", "chat_template"},
+           {"{{ raise_exception('no thanks') }}", "messages"},
+           {"{% for i in range(100000000) %}{{ i }}{% endfor %}", ""}}) {
+    const HttpResponse r = Post(port, "/tokenize", {{"messages", messages}, {"chat_template", bad}});
+    EXPECT_TRUE(r.status == 400) << bad << " -> " << r.status << " " << r.body;
+    if (!param.empty()) {
+      EXPECT_EQ(r.json()["error"]["param"], param) << r.body;
+    }
+  }
+  EXPECT_EQ(Get(port, "/health").status, 200);
+}
+
 TEST(ServerLifecycle, ApiKeyGuardsEveryNonPublicRoute) {
   const std::string key = "sk-test-Key_0123456789";
   ServerProcess server;

@@ -268,7 +268,10 @@ TEST(ChatRequestInvalid, ChatOnlyFields) {
       {R"(, "functions": [])", "functions"},
       {R"(, "function_call": "auto")", "function_call"},
       {R"(, "chat_template": "{{ 1 }}")", "chat_template"},
-      {R"(, "chat_template_kwargs": {"enable_thinking": true})", "chat_template_kwargs"},
+      {R"(, "chat_template_kwargs": {"chat_template": "{{ 1 }}"})", "chat_template_kwargs"},
+      {R"(, "chat_template_kwargs": {"messages": []})", "chat_template_kwargs"},
+      {R"(, "chat_template_kwargs": {"add_generation_prompt": "no"})", "chat_template_kwargs.add_generation_prompt"},
+      {R"(, "chat_template_kwargs": "x")", "chat_template_kwargs"},
       {R"(, "add_generation_prompt": "yes")", "add_generation_prompt"},
       {R"(, "prompt": "x")", "prompt"},
       {R"(, "echo": false)", "echo"},
@@ -277,6 +280,15 @@ TEST(ChatRequestInvalid, ChatOnlyFields) {
     SCOPED_TRACE(c.extra);
     ExpectBadRequest(ErrorOf(ParseChatCompletionRequest(ChatBody(c.extra), Limits())), c.param);
   }
+}
+
+TEST(ChatRequest, TemplateKwargsNeedNoTrust) {
+  const auto r = ParseChatCompletionRequest(
+      ChatBody(R"(, "chat_template_kwargs": {"enable_thinking": false, "add_generation_prompt": false})"), Limits());
+  const ChatCompletionRequest& req = ValueOf(r);
+  EXPECT_FALSE(req.chat_template.has_value());
+  EXPECT_EQ(req.chat_template_kwargs["enable_thinking"], false);
+  EXPECT_EQ(req.chat_template_kwargs["add_generation_prompt"], false);
 }
 
 TEST(ChatRequest, TrustedTemplateFieldsAreKept) {
