@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "commands.h"
@@ -63,6 +64,27 @@ Result<std::unique_ptr<EngineSession>> LoadRun(const EngineFlags& flags, int64_t
   return s;
 }
 
+// A text file, or a folder's files (sorted by name, separated by a blank
+// line) as the Needle-in-a-Haystack benchmark reads its essay folder.
+Result<std::string> ReadTextOrFolder(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return ReadTextFile(path);
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    if (entry.is_regular_file(ec)) files.push_back(entry.path());
+  }
+  if (ec) return IoError("cannot list " + path + ": " + ec.message());
+  std::sort(files.begin(), files.end());
+  std::string text;
+  for (const auto& file : files) {
+    LSERVE_ASSIGN_OR_RETURN(std::string part, ReadTextFile(file.string()));
+    if (!text.empty()) text += "\n\n";
+    text += part;
+  }
+  if (text.empty()) return InvalidArgument(path + " holds no text files");
+  return text;
+}
+
 void Progress(const EvalFlags& f, const std::string& line) {
   if (!f.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
@@ -72,7 +94,7 @@ int RunRetrieval(const EvalFlags& f, RetrievalTask task) {
   if (!opened.ok()) return Fail(opened.status());
   std::string haystack;
   if (task == RetrievalTask::kNeedle && !f.haystack.empty()) {
-    auto read = ReadTextFile(f.haystack);
+    auto read = ReadTextOrFolder(f.haystack);
     if (!read.ok()) return Fail(read.status());
     haystack = std::move(*read);
   }
@@ -156,7 +178,7 @@ int RunPerplexity(const EvalFlags& f) {
   if (f.text.empty()) return Fail(InvalidArgument("--task perplexity needs --text FILE"));
   auto opened = OpenEngine(f.engine);
   if (!opened.ok()) return Fail(opened.status());
-  auto text = ReadTextFile(f.text);
+  auto text = ReadTextOrFolder(f.text);
   if (!text.ok()) return Fail(text.status());
   auto encoded = (*opened)->tokenizer->Encode(*text, /*add_special_tokens=*/true);
   if (!encoded.ok()) return Fail(encoded.status());
@@ -257,8 +279,10 @@ Command AddEval(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1000}))
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "draws the answers")->capture_default_str();
-  cmd->add_option("--haystack", f->haystack, "needle: filler text file (default: generated sentences)");
-  cmd->add_option("--text", f->text, "perplexity: the text file");
+  cmd->add_option("--haystack", f->haystack,
+                  "needle: filler text file or folder of them, e.g. ../shared/data/haystack (default: generated "
+                  "sentences)");
+  cmd->add_option("--text", f->text, "perplexity: the text file, or a folder of them");
   cmd->add_option("--max-length", f->max_length, "perplexity: score at most this many tokens (0 = all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--decode-tokens", f->decode_tokens,

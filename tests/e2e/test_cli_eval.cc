@@ -3,6 +3,7 @@
 // and logit for logit), sparse runs reading fewer pages, and bad flags.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -101,6 +102,29 @@ TEST(CliEval, PerplexityWithEveryPageReadEqualsDenseAndScoresEveryToken) {
   EXPECT_EQ(sparse["tokens"], 200);
   const json& s = sparse["runs"][0]["sparsity"];
   EXPECT_LT(s["decode_pages_read"].get<int64_t>(), s["decode_pages_dense"].get<int64_t>());
+}
+
+TEST(CliEval, AFolderIsItsFilesInNameOrder) {
+  const std::string dir = TempPath("eval_folder");
+  std::filesystem::create_directories(dir);
+  WriteFile(dir + "/b.txt", "The second essay ends here.");
+  WriteFile(dir + "/a.txt", "The first essay starts here.");
+  const std::string joined = TempPath("eval_joined.txt");
+  WriteFile(joined, "The first essay starts here.\n\nThe second essay ends here.");
+  const json from_dir = Eval({"--task", "perplexity", "--text", dir, "--attention", "dense", "--decode-tokens", "3"});
+  const json from_file = Eval({"--task", "perplexity", "--text", joined, "--attention", "dense", "--decode-tokens", "3"});
+  ASSERT_TRUE(from_dir.is_object() && from_file.is_object());
+  EXPECT_EQ(from_dir["tokens"], from_file["tokens"]);
+  EXPECT_EQ(from_dir["runs"][0]["all"], from_file["runs"][0]["all"]);
+  const json needle = Eval({"--task", "needle", "--haystack", dir, "--lengths", "200", "--depths", "0.5",
+                            "--attention", "dense"});
+  ASSERT_TRUE(needle.is_object());
+  EXPECT_EQ(needle["runs"].size(), 1u);
+  const std::string empty = TempPath("eval_empty_folder");
+  std::filesystem::create_directories(empty);
+  const CliResult r = RunLserve({"eval", "--model", SourcePath(kModel), "--task", "needle", "--haystack", empty});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no text files"), std::string::npos) << r.err;
 }
 
 TEST(CliEval, BadFlagsAreUsageErrors) {
