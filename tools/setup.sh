@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${LSERVE_BUILD_DIR:-$ROOT/build}"
 
 APT_PACKAGES=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev
-              libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev libcpp-httplib-dev)
+              libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev libcpp-httplib-dev
+              clang libclang-rt-14-dev)
 
 install_packages() {
   local missing=()

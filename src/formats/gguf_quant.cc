@@ -12,12 +12,6 @@ inline float LoadF16(const uint8_t* p) {
   return F16ToF32(h);
 }
 
-inline float LoadF32(const uint8_t* p) {
-  float f;
-  std::memcpy(&f, p, 4);
-  return f;
-}
-
 void RowF32(const uint8_t* src, int64_t n, float* dst) { std::memcpy(dst, src, static_cast<size_t>(n) * 4); }
 
 void RowF16(const uint8_t* src, int64_t n, float* dst) {
