@@ -47,9 +47,8 @@ std::vector<EngineFlags> RunsOf(const EvalFlags& f) {
   AttentionFlags& a = main.attention;
   if (a.attention.empty() && a.attn_pattern.empty() && !a.streaming_ratio) a.attention = "lserve";
   if (a.attention == "lserve" && a.attn_pattern.empty() && !a.streaming_ratio) a.streaming_ratio = 0.5;
-  const bool lserve = a.attention == "lserve" || (a.attention.empty() && (!a.attn_pattern.empty() || a.streaming_ratio));
   std::vector<EngineFlags> runs = {main};
-  if (lserve && !f.no_baseline) {
+  if (a.attention != "dense" && !f.no_baseline) {
     EngineFlags dense = f.engine;
     dense.attention = AttentionFlags{};
     dense.attention.attention = "dense";

@@ -132,10 +132,10 @@ Status Generator::ForEachPromptLogits(std::span<const int32_t> ids, int64_t deco
 Result<std::vector<float>> Generator::PromptLogits(std::span<const int32_t> ids, int64_t decode_from,
                                                    SparsityStats* sparsity) {
   std::vector<float> logits;
-  if (CheckPrompt(ids, 0).ok()) logits.reserve(ids.size() * static_cast<size_t>(model_->config().vocab_size));
   LSERVE_RETURN_IF_ERROR(ForEachPromptLogits(
       ids, decode_from,
-      [&logits](int64_t, std::span<const float> row) {
+      [&](int64_t index, std::span<const float> row) {
+        if (index == 0) logits.reserve(ids.size() * row.size());  // the prompt passed its checks
         logits.insert(logits.end(), row.begin(), row.end());
         return Status::Ok();
       },

@@ -52,10 +52,10 @@ bool SocketMatches(int fd, const httplib::Request& request) {
          local_host == request.local_addr;
 }
 
-}  // namespace
-
-ClientConnection::ClientConnection(const httplib::Request& request) {
-  if (request.remote_port < 0 || request.local_port < 0) return;
+// Calls `visit` with each socket descriptor the process holds, until it
+// returns false.
+template <typename Visit>
+void ForEachSocket(Visit visit) {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return;
   while (const dirent* entry = readdir(dir)) {
@@ -64,12 +64,20 @@ ClientConnection::ClientConnection(const httplib::Request& request) {
     if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
     struct stat st {};
     if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    if (SocketMatches(static_cast<int>(fd), request)) {
-      fd_ = static_cast<int>(fd);
-      break;
-    }
+    if (!visit(static_cast<int>(fd))) break;
   }
   closedir(dir);
+}
+
+}  // namespace
+
+ClientConnection::ClientConnection(const httplib::Request& request) {
+  if (request.remote_port < 0 || request.local_port < 0) return;
+  ForEachSocket([&](int fd) {
+    if (!SocketMatches(fd, request)) return true;
+    fd_ = fd;
+    return false;
+  });
 }
 
 bool ClientConnection::Alive() const {
@@ -86,24 +94,17 @@ bool ClientConnection::Alive() const {
 }
 
 void ShutdownConnections(int local_port) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (const dirent* entry = readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
-    struct stat st {};
-    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+  ForEachSocket([local_port](int fd) {
     sockaddr_storage local{}, peer{};
     socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
     // Accepted connections have a peer; the listening socket has none.
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return true;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) return true;
     std::string host;
     int port = -1;
-    if (AddressOf(local, &host, &port) && port == local_port) shutdown(static_cast<int>(fd), SHUT_RDWR);
-  }
-  closedir(dir);
+    if (AddressOf(local, &host, &port) && port == local_port) shutdown(fd, SHUT_RDWR);
+    return true;
+  });
 }
 
 void SetJson(httplib::Response& response, int status, std::string body) {

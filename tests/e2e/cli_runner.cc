@@ -39,25 +39,30 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-CliResult RunLserve(const std::vector<std::string>& args, const std::string& stdin_path) {
-  const std::string out_path = TempPath("stdout");
-  const std::string err_path = TempPath("stderr");
+pid_t SpawnLserve(const std::vector<std::string>& args, const std::string& stdin_path, const std::string& stdout_path,
+                  const std::string& stderr_path) {
   std::vector<std::string> argv_s = {LSERVE_BINARY};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  CliResult r;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
+  return rc == 0 ? pid : -1;
+}
+
+CliResult RunLserve(const std::vector<std::string>& args, const std::string& stdin_path) {
+  const std::string out_path = TempPath("stdout");
+  const std::string err_path = TempPath("stderr");
+  CliResult r;
+  const pid_t pid = SpawnLserve(args, stdin_path, out_path, err_path);
+  if (pid < 0) {
     r.err = "posix_spawn failed";
     return r;
   }

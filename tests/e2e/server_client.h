@@ -5,12 +5,10 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,8 +25,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
-
-extern char** environ;
 
 namespace lserve::e2e {
 
@@ -276,22 +272,10 @@ class ServerProcess {
   // has exited (false); otherwise once it listens.
   bool Start(const std::vector<std::string>& args, bool wait_ready = true) {
     stderr_path_ = TempPath("serve_stderr");
-    std::vector<std::string> argv_s = {LSERVE_BINARY, "serve", "--port", "0"};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      pid_ = -1;
-      return false;
-    }
+    std::vector<std::string> argv = {"serve", "--port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = SpawnLserve(argv, "/dev/null", "/dev/null", stderr_path_);
+    if (pid_ < 0) return false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (std::chrono::steady_clock::now() < deadline) {
       const std::string err = Stderr();

@@ -5,27 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <set>
-#include <sstream>
 
+#include "../fixture_tokenizer.h"
 #include "runtime/calibration.h"
 
 namespace lserve {
 namespace {
-
-Tokenizer FixtureTokenizer(const std::string& name) {
-  const std::string dir = std::string(LSERVE_SOURCE_DIR) + "/tests/fixtures/tokenizers/" + name + "/";
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  auto tok = Tokenizer::FromHfJson(read(dir + "tokenizer.json"), read(dir + "tokenizer_config.json"));
-  EXPECT_TRUE(tok.ok()) << tok.status().ToString();
-  return std::move(tok).value();
-}
 
 // Tokens of one filler sentence, an upper bound on how far under the target a
 // prompt may stop.
@@ -34,7 +20,7 @@ int64_t SentenceTokens(const Tokenizer& tok, const std::string& sentence) {
 }
 
 TEST(EvalTasks, PasskeyPromptHasTheLengthDepthAndAnswer) {
-  const Tokenizer tok = FixtureTokenizer("llama3");
+  const Tokenizer tok = LoadFixtureTokenizer("llama3");
   for (int64_t tokens : {300, 777, 2048}) {
     for (double depth : {0.0, 0.3, 0.5, 1.0}) {
       SCOPED_TRACE(std::to_string(tokens) + " tokens, depth " + std::to_string(depth));
@@ -61,7 +47,7 @@ TEST(EvalTasks, PasskeyPromptHasTheLengthDepthAndAnswer) {
 }
 
 TEST(EvalTasks, NeedlePromptCyclesTheHaystackSentences) {
-  const Tokenizer tok = FixtureTokenizer("gpt2");
+  const Tokenizer tok = LoadFixtureTokenizer("gpt2");
   const std::string haystack = "Alpha beta gamma.  Delta   epsilon!\n\nZeta eta theta? Iota";
   auto c = BuildRetrievalCase(RetrievalTask::kNeedle, tok, haystack, {.tokens = 400, .depth = 0.5, .seed = 3});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -80,7 +66,7 @@ TEST(EvalTasks, NeedlePromptCyclesTheHaystackSentences) {
 }
 
 TEST(EvalTasks, SeedsDrawAnswersAndCasesAreDeterministic) {
-  const Tokenizer tok = FixtureTokenizer("llama3");
+  const Tokenizer tok = LoadFixtureTokenizer("llama3");
   std::set<std::string> answers;
   for (uint64_t seed = 0; seed < 20; ++seed) {
     auto a = BuildRetrievalCase(RetrievalTask::kPasskey, tok, "", {.tokens = 200, .depth = 0.5, .seed = seed});
@@ -93,7 +79,7 @@ TEST(EvalTasks, SeedsDrawAnswersAndCasesAreDeterministic) {
 }
 
 TEST(EvalTasks, BadSpecsAreErrors) {
-  const Tokenizer tok = FixtureTokenizer("llama3");
+  const Tokenizer tok = LoadFixtureTokenizer("llama3");
   EXPECT_EQ(BuildRetrievalCase(RetrievalTask::kPasskey, tok, "", {.tokens = 20}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(BuildRetrievalCase(RetrievalTask::kPasskey, tok, "", {.tokens = 500, .depth = 1.5}).status().code(),

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <deque>
-#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "../fixture_tokenizer.h"
 #include "lserve/engine.h"
 #include "server/http_server.h"
 #include "tokenizer/tokenizer.h"
@@ -102,23 +102,10 @@ class ScriptedEngine : public Engine {
   int64_t submitted_ = 0;
 };
 
-Tokenizer FixtureTokenizer() {
-  const std::string dir = std::string(LSERVE_SOURCE_DIR) + "/tests/fixtures/tokenizers/gpt2/";
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  auto tok = Tokenizer::FromHfJson(read(dir + "tokenizer.json"), read(dir + "tokenizer_config.json"));
-  EXPECT_TRUE(tok.ok()) << tok.status().ToString();
-  return std::move(tok).value();
-}
-
 class FakeEngineServer : public testing::Test {
  protected:
   void SetUp() override {
-    engine_ = std::make_unique<ScriptedEngine>(FixtureTokenizer());
+    engine_ = std::make_unique<ScriptedEngine>(LoadFixtureTokenizer("gpt2"));
     HttpServerOptions options;
     options.port = 0;
     options.threads = 8;

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/mapped_file.h"
+#include "../fixture_tokenizer.h"
 #include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,17 +19,6 @@ namespace lserve {
 namespace {
 
 using nlohmann::json;
-
-Tokenizer LoadFixture(const std::string& kind) {
-  const std::string dir = std::string(LSERVE_SOURCE_DIR) + "/tests/fixtures/tokenizers/" + kind;
-  auto tokenizer_json = ReadTextFile(dir + "/tokenizer.json");
-  auto config_json = ReadTextFile(dir + "/tokenizer_config.json");
-  EXPECT_TRUE(tokenizer_json.ok() && config_json.ok()) << "missing fixture " << dir;
-  auto tok = Tokenizer::FromHfJson(tokenizer_json.ok() ? *tokenizer_json : "",
-                                   config_json.ok() ? *config_json : "");
-  EXPECT_TRUE(tok.ok()) << tok.status().ToString();
-  return std::move(tok).value();
-}
 
 // Streams `ids` and checks the invariants; returns false on the first failure.
 void ExpectStreamsLikeDecode(const Tokenizer& tok, const std::vector<int32_t>& ids, bool skip_special,
@@ -52,7 +41,7 @@ void ExpectStreamsLikeDecode(const Tokenizer& tok, const std::vector<int32_t>& i
 class IncrementalDecoding : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(IncrementalDecoding, RandomIdStreamsConcatenateToDecode) {
-  const Tokenizer tok = LoadFixture(GetParam());
+  const Tokenizer tok = LoadFixtureTokenizer(GetParam());
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
   const int32_t vocab = tok.vocab_size();
@@ -85,7 +74,7 @@ TEST_P(IncrementalDecoding, RandomIdStreamsConcatenateToDecode) {
 }
 
 TEST_P(IncrementalDecoding, EncodedTextsStreamBack) {
-  const Tokenizer tok = LoadFixture(GetParam());
+  const Tokenizer tok = LoadFixtureTokenizer(GetParam());
   std::ifstream in(std::string(LSERVE_SOURCE_DIR) + "/tests/fixtures/tokenizers/" + GetParam() + "/cases.jsonl");
   std::string line;
   int n = 0;
@@ -104,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Kinds, IncrementalDecoding,
                          ::testing::Values("gpt2", "llama3", "qwen2", "llama2_spm", "mistral_spm"));
 
 TEST(IncrementalDecoding, HoldsBackUntilAByteFallbackRunEnds) {
-  const Tokenizer tok = LoadFixture("llama2_spm");
+  const Tokenizer tok = LoadFixtureTokenizer("llama2_spm");
   const auto a = tok.TokenToId("<0x41>");      // 'A'
   const auto e5 = tok.TokenToId("<0xE5>");
   const auto a5 = tok.TokenToId("<0xA5>");
@@ -125,7 +114,7 @@ TEST(IncrementalDecoding, HoldsBackUntilAByteFallbackRunEnds) {
 }
 
 TEST(IncrementalDecoding, NeverSplitsAByteLevelCharacter) {
-  const Tokenizer tok = LoadFixture("gpt2");
+  const Tokenizer tok = LoadFixtureTokenizer("gpt2");
   auto ids = tok.Encode("\u597d\u597d \U0001F600", false);
   ASSERT_TRUE(ids.ok());
   IncrementalDecoder decoder(tok);
